@@ -1,0 +1,22 @@
+import gzip
+
+import pytest
+
+from textgen import available_corpora, corpus_path, load_corpus
+
+
+def test_bundled_shakespeare_is_present_and_about_1mb():
+    assert "shakespeare" in available_corpora()
+    path = corpus_path("shakespeare")
+    assert path.suffix == ".gz"
+    text = load_corpus("shakespeare")
+    assert 900_000 < len(text) < 1_100_000
+    assert text.startswith("HAMLET")
+    assert "To be, or not to be" in text
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        assert handle.read(100) == text[:100]
+
+
+def test_unknown_corpus_names_the_choices():
+    with pytest.raises(ValueError, match="unknown corpus 'nope'.*shakespeare"):
+        corpus_path("nope")

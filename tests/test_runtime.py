@@ -1,0 +1,49 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from textgen.runtime import resolve_device, rng_state, seed_everything, set_rng_state
+
+
+def test_resolve_device_cpu_and_auto():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.parametrize("bad", ["tpu", "cuda:x", ""])
+def test_resolve_device_rejects_malformed(bad):
+    with pytest.raises(ValueError, match="device"):
+        resolve_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resolve_device_unavailable_cuda_names_it():
+    with pytest.raises(ValueError, match="'cuda:0'.*not available"):
+        resolve_device("cuda:0")
+
+
+def test_seed_everything_is_reproducible():
+    seed_everything(3)
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    seed_everything(3)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(-1)
+
+
+def test_rng_state_round_trip_through_safe_torch_load(tmp_path):
+    seed_everything(11)
+    random.random(), np.random.rand(), torch.rand(3)
+    state = rng_state()
+    expected = (random.random(), np.random.rand(), torch.rand(2))
+    path = tmp_path / "rng.pt"
+    torch.save(state, path)
+    restored = torch.load(path, weights_only=True)
+    seed_everything(99)
+    set_rng_state(restored)
+    got = (random.random(), np.random.rand(), torch.rand(2))
+    assert got[0] == expected[0] and got[1] == expected[1]
+    assert torch.equal(got[2], expected[2])
