@@ -96,7 +96,8 @@ class BPETokenizer(Tokenizer):
         """Learn merges from training text given as chunks (a single string also works).
 
         Only the counts of unique pre-tokens are kept, never the text. A pre-token or special
-        token cut by a chunk boundary is carried over to the next chunk.
+        token cut by a chunk boundary is carried over to the next chunk, so chunking does
+        not change the merges.
 
         Args:
             texts: iterable of text chunks (for example the lines or blocks of a file).
@@ -128,9 +129,10 @@ class BPETokenizer(Tokenizer):
             for piece in pieces[:-1]:
                 counts.update(self._pattern.findall(piece))
             tokens = self._pattern.findall(pieces[-1])
-            # The last pre-token may continue in the next chunk: count it once it is whole.
-            carry = (tokens.pop() if tokens else "") + text[cut:]
-            counts.update(tokens)
+            # The last pre-tokens may continue in the next chunk ("'r" + "e" is "'re"):
+            # carry the last two over and count them once they are whole.
+            carry = "".join(tokens[-2:]) + text[cut:]
+            counts.update(tokens[:-2])
         for piece in self._split_specials(carry):
             counts.update(self._pattern.findall(piece))
         return counts
