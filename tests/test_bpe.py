@@ -106,6 +106,12 @@ def test_fit_is_deterministic_and_independent_of_chunking() -> None:
     assert BPETokenizer(400).fit(iter(pieces)).to_json() == whole
 
 
+def test_special_token_cut_by_a_chunk_boundary_stays_special() -> None:
+    whole = BPETokenizer(300, min_frequency=1).fit([f"ab{END_OF_TEXT}cd"])
+    cut = BPETokenizer(300, min_frequency=1).fit(["ab<|endoftext|", ">cd"])
+    assert cut.merges == whole.merges == [(97, 98), (99, 100)]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     words=st.lists(st.sampled_from(["ab", "'r", "e", " ", "\n", "<|endof", "text|>", "1"])),
