@@ -140,10 +140,10 @@ def test_overfits_a_short_text():
     vocab = sorted(set(text))
     data = torch.tensor([[vocab.index(ch) for ch in text]])
     config = ModelConfig(
-        vocab_size=len(vocab), embed_dim=16, hidden_size=48, num_layers=2, dropout=0.0
+        vocab_size=len(vocab), embed_dim=16, hidden_size=32, num_layers=2, dropout=0.0
     )
     model = LSTMLanguageModel(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-2)
     x, y = data[:, :-1], data[:, 1:]
     for _ in range(300):
         logits, _ = model(x)
@@ -153,7 +153,7 @@ def test_overfits_a_short_text():
         optimizer.step()
         if loss.item() < 0.05:
             break
-    assert loss.item() < 0.1
+    assert loss.item() < 0.05  # well below 0.1 nats, typically after ~120 steps
 
 
 def test_lstm_initialisation():
