@@ -149,7 +149,7 @@ class LSTMLanguageModel(nn.Module):
         """Number of tensors in a `State`: 2 for an LSTM (h, c), 1 for a GRU (h)."""
         return 2 if self.config.cell == "lstm" else 1
 
-    def num_parameters(self, trainable_only: bool = False) -> int:
+    def num_parameters(self, *, trainable_only: bool = False) -> int:
         """Number of scalar parameters; a tied matrix is counted once."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
