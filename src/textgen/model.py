@@ -1,0 +1,294 @@
+"""The language model: token embedding -> stacked LSTM/GRU -> linear head over the vocabulary.
+
+It sits between the data batches and the loss: `data` yields int64 ``(B, T)`` ids, the model
+turns them into raw next-token scores ``(B, T, V)`` plus the recurrent state, and `loss` compares
+those scores with the shifted targets. The sampler runs the same `forward` one token at a time,
+carrying the state, so the model never needs a separate "generation" path.
+
+The recurrent layers are stock `nn.LSTM` / `nn.GRU` modules (fused over time by cuDNN / oneDNN).
+The awd-lstm-lm regularisers that fit on a stock cell are available: whole-word embedding dropout,
+locked (variational) dropout and residual connections between stacked layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+State = tuple[torch.Tensor, ...]
+"""Recurrent state: ``(h, c)`` for an LSTM, ``(h,)`` for a GRU; each tensor ``(L, B, H)``."""
+
+CELLS = ("lstm", "gru")
+_INIT_RANGE = 0.1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape and regularisation of an `LSTMLanguageModel`.
+
+    Attributes:
+        vocab_size: number of token ids V (the tokenizer's ``vocab_size``).
+        embed_dim: size E of a token embedding.
+        hidden_size: size H of each recurrent layer's state.
+        num_layers: number of stacked recurrent layers L.
+        dropout: drop probability on the embedding output, between stacked layers and before
+            the output head.
+        embed_dropout: probability of dropping a whole vocabulary entry (every occurrence of a
+            token in the batch sees a zero embedding), as in awd-lstm-lm.
+        locked_dropout: when True every ``dropout`` site uses one mask per sequence, shared by all
+            time steps (variational dropout); when False masks are drawn per element.
+        tie_weights: share the embedding matrix with the output head. When ``hidden_size !=
+            embed_dim`` a bias-free projection ``H -> E`` is put before the tied head.
+        cell: ``"lstm"`` or ``"gru"``.
+        residual: add each stacked layer's input to its output (layers 2..L).
+    """
+
+    vocab_size: int
+    embed_dim: int = 256
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.2
+    embed_dropout: float = 0.0
+    locked_dropout: bool = False
+    tie_weights: bool = False
+    cell: str = "lstm"
+    residual: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("dropout", "embed_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+        for name in ("locked_dropout", "tie_weights", "residual"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if self.residual and self.num_layers < 2:
+            raise ValueError(
+                f"residual=True needs num_layers >= 2 (residuals join stacked layers), "
+                f"got num_layers={self.num_layers}"
+            )
+
+
+class LSTMLanguageModel(nn.Module):
+    """Embedding -> dropout -> stacked LSTM/GRU -> dropout -> (projection) -> linear head.
+
+    Initialisation: embedding (and an untied head) uniform in [-0.1, 0.1] as in PyTorch's
+    word_language_model; head bias zero; recurrent weights keep PyTorch's uniform
+    [-1/sqrt(H), 1/sqrt(H)]; recurrent biases zero except the LSTM forget gate, whose total bias
+    (``b_ih + b_hh``) is 1 so that early in training the cell remembers rather than forgets.
+
+    Layout: with neither ``locked_dropout`` nor ``residual`` the stack is one multi-layer
+    `nn.LSTM` (fastest: cuDNN pipelines the layers); otherwise one single-layer module per layer,
+    each still fused over time. Parameter names are ``layers.<i>.*`` in both cases.
+
+    Args:
+        config: the model's `ModelConfig`.
+
+    Example:
+        >>> model = LSTMLanguageModel(ModelConfig(vocab_size=20, embed_dim=8, hidden_size=16))
+        >>> logits, state = model(torch.zeros(2, 5, dtype=torch.long))
+        >>> logits.shape, state[0].shape
+        (torch.Size([2, 5, 20]), torch.Size([2, 2, 16]))
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
+        self.dropout = nn.Dropout(c.dropout)
+        rnn_class = nn.LSTM if c.cell == "lstm" else nn.GRU
+        self._fused = not (c.locked_dropout or c.residual)
+        if self._fused:
+            between = c.dropout if c.num_layers > 1 else 0.0
+            self.layers = nn.ModuleList(
+                [
+                    rnn_class(
+                        c.embed_dim, c.hidden_size, c.num_layers, batch_first=True, dropout=between
+                    )
+                ]
+            )
+        else:
+            self.layers = nn.ModuleList(
+                rnn_class(c.embed_dim if i == 0 else c.hidden_size, c.hidden_size, batch_first=True)
+                for i in range(c.num_layers)
+            )
+        head_dim = c.embed_dim if c.tie_weights else c.hidden_size
+        self.projection: nn.Linear | None = None
+        if c.tie_weights and c.hidden_size != c.embed_dim:
+            self.projection = nn.Linear(c.hidden_size, c.embed_dim, bias=False)
+        self.head = nn.Linear(head_dim, c.vocab_size)
+        self._init_weights()
+        if c.tie_weights:
+            self.head.weight = self.embedding.weight
+
+    def _init_weights(self) -> None:
+        nn.init.uniform_(self.embedding.weight, -_INIT_RANGE, _INIT_RANGE)
+        nn.init.uniform_(self.head.weight, -_INIT_RANGE, _INIT_RANGE)
+        nn.init.zeros_(self.head.bias)
+        hidden = self.config.hidden_size
+        for rnn in self.layers:
+            for name, param in rnn.named_parameters():
+                if name.startswith("bias"):
+                    nn.init.zeros_(param)
+                    if self.config.cell == "lstm" and name.startswith("bias_ih"):
+                        # Gate order is (input, forget, cell, output).
+                        nn.init.ones_(param[hidden : 2 * hidden])
+
+    @property
+    def state_size(self) -> int:
+        """Number of tensors in a `State`: 2 for an LSTM (h, c), 1 for a GRU (h)."""
+        return 2 if self.config.cell == "lstm" else 1
+
+    def num_parameters(self, *, trainable_only: bool = False) -> int:
+        """Number of scalar parameters; a tied matrix is counted once."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def init_state(self, batch_size: int) -> State:
+        """Zero state for ``batch_size`` sequences on the model's device and dtype.
+
+        Returns:
+            A `State` of ``state_size`` tensors, each ``(L, B, H)``.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        weight = self.embedding.weight
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        return tuple(
+            torch.zeros(shape, device=weight.device, dtype=weight.dtype)
+            for _ in range(self.state_size)
+        )
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Score the next token at every position.
+
+        Args:
+            ids: int64 token ids ``(B, T)``, values in ``[0, V)``.
+            state: recurrent state from a previous call (each tensor ``(L, B, H)``), or None for
+                zeros. Callers doing truncated BPTT detach it between windows (`detach_state`).
+
+        Returns:
+            ``(logits, state)``: raw scores ``(B, T, V)`` in the model's dtype and the state after
+            the last position.
+
+        Raises:
+            TypeError: ``ids`` is not an int64 tensor, or ``state`` is not a tuple of tensors.
+            ValueError: ``ids`` is not 2-D / is empty, or ``state`` has the wrong shape.
+        """
+        batch_size = self._check_ids(ids)
+        if state is None:
+            state = self.init_state(batch_size)
+        else:
+            self._check_state(state, batch_size)
+        x = self._embed(ids)
+        x = self._drop(x)
+        x, new_state = self._run_layers(x, state)
+        x = self._drop(x)
+        if self.projection is not None:
+            x = self.projection(x)
+        return self.head(x), new_state
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        weight = self.embedding.weight
+        p = self.config.embed_dropout
+        if self.training and p > 0:
+            # Whole-word dropout: zero entire rows of the table, so every occurrence of a dropped
+            # token in this batch looks the same (awd-lstm-lm's embedded_dropout).
+            keep = torch.empty((weight.shape[0], 1), device=weight.device, dtype=weight.dtype)
+            weight = weight * keep.bernoulli_(1 - p) / (1 - p)
+        return F.embedding(ids, weight)
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.config.dropout
+        if not self.training or p == 0:
+            return x
+        if not self.config.locked_dropout:
+            return self.dropout(x)
+        # Locked dropout: one mask per sequence, shared by all time steps.
+        mask = torch.empty((x.shape[0], 1, x.shape[2]), device=x.device, dtype=x.dtype)
+        return x * mask.bernoulli_(1 - p) / (1 - p)
+
+    def _run_layers(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        if self._fused:
+            out, new = self.layers[0](x, self._to_module_state(state))
+            return out, self._from_module_state(new)
+        layer_states = []
+        for i, rnn in enumerate(self.layers):
+            inputs = x if i == 0 else self._drop(x)
+            out, new = rnn(inputs, self._to_module_state(tuple(s[i : i + 1] for s in state)))
+            x = out + x if self.config.residual and i > 0 else out
+            layer_states.append(self._from_module_state(new))
+        return x, tuple(torch.cat(parts, dim=0) for parts in zip(*layer_states, strict=True))
+
+    def _to_module_state(self, state: State) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return (state[0], state[1]) if self.config.cell == "lstm" else state[0]
+
+    @staticmethod
+    def _from_module_state(state: torch.Tensor | tuple[torch.Tensor, ...]) -> State:
+        return tuple(state) if isinstance(state, tuple) else (state,)
+
+    def _check_ids(self, ids: torch.Tensor) -> int:
+        if not isinstance(ids, torch.Tensor):
+            raise TypeError(
+                f"ids must be a torch.Tensor of int64 token ids, got {type(ids).__name__}"
+            )
+        if ids.dtype != torch.long:
+            raise TypeError(f"ids must have dtype torch.int64 (long), got {ids.dtype}")
+        if ids.dim() != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
+            raise ValueError(
+                f"ids must be a non-empty 2-D (batch, time) tensor, got shape {tuple(ids.shape)}"
+            )
+        return int(ids.shape[0])
+
+    def _check_state(self, state: State, batch_size: int) -> None:
+        kind = "(h, c)" if self.config.cell == "lstm" else "(h,)"
+        if not isinstance(state, tuple | list) or len(state) != self.state_size:
+            raise TypeError(
+                f"state for a {self.config.cell} model must be a tuple {kind} of tensors, "
+                f"got {type(state).__name__}"
+                + (f" of length {len(state)}" if isinstance(state, tuple | list) else "")
+            )
+        expected = (self.config.num_layers, batch_size, self.config.hidden_size)
+        for tensor in state:
+            if not isinstance(tensor, torch.Tensor):
+                raise TypeError(f"state must hold tensors, got {type(tensor).__name__}")
+            if tuple(tensor.shape) != expected:
+                raise ValueError(
+                    f"state tensors must have shape (num_layers, batch, hidden_size) = {expected} "
+                    f"for ids of batch size {batch_size}, got {tuple(tensor.shape)}"
+                )
+
+
+def detach_state(state: State) -> State:
+    """Cut the autograd history of a state (truncated BPTT between consecutive windows)."""
+    return tuple(tensor.detach() for tensor in state)
+
+
+def select_state(state: State, index: torch.Tensor) -> State:
+    """Reorder or repeat sequences of a state along the batch dimension.
+
+    Args:
+        state: `State` whose tensors are ``(L, B, H)``.
+        index: int64 ``(B',)`` batch positions to take (beam search reorders, batched sampling
+            repeats one prompt's state).
+
+    Returns:
+        A `State` whose tensors are ``(L, B', H)``.
+
+    Example:
+        >>> state = (torch.arange(3.0).view(1, 3, 1),)
+        >>> select_state(state, torch.tensor([2, 2, 0]))[0].flatten().tolist()
+        [2.0, 2.0, 0.0]
+    """
+    if index.dim() != 1:
+        raise ValueError(f"index must be 1-D, got shape {tuple(index.shape)}")
+    return tuple(tensor.index_select(1, index.to(tensor.device)) for tensor in state)
