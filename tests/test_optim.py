@@ -344,3 +344,18 @@ def test_scheduler_survives_optimizer_reload():
 def test_scheduler_errors(name, options, message):
     with pytest.raises(ValueError, match=message):
         build_scheduler(sgd(), name, **options)
+
+
+def test_scale_base_lr_persists_through_the_schedule_and_state_dict():
+    scheduler = build_scheduler(sgd(2.0), "constant", warmup_steps=1)
+    scheduler.step()
+    assert scheduler.lr == pytest.approx(2.0)
+    scheduler.scale_base_lr(0.5)
+    assert scheduler.lr == pytest.approx(1.0)
+    scheduler.step()
+    assert scheduler.lr == pytest.approx(1.0)
+    restored = build_scheduler(sgd(2.0), "constant", warmup_steps=1)
+    restored.load_state_dict(scheduler.state_dict())
+    assert restored.lr == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="factor"):
+        scheduler.scale_base_lr(0.0)

@@ -341,6 +341,13 @@ class LRScheduler:
         self.bad_validations = int(state["bad_validations"])
         self._apply()
 
+    def scale_base_lr(self, factor: float) -> None:
+        """Multiply every base lr by ``factor`` for the rest of the run (e.g. after a NaN)."""
+        if not factor > 0:
+            raise ValueError(f"factor must be > 0, got {factor!r}")
+        self.base_lrs = [lr * factor for lr in self.base_lrs]
+        self._apply()
+
     def _apply(self) -> None:
         multiplier = self.multiplier(self.step_count)
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs, strict=True):

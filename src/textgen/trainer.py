@@ -1,0 +1,760 @@
+"""The Trainer: tokenizer + data + model + loss + optimizer + schedule, composed into the main job.
+
+`Trainer.fit` reads as the whole training story: take the next window of every stream, run the
+model with the hidden state carried from the previous window (detached: truncated BPTT), compute
+the cross-entropy, backpropagate, clip, step, and now and then validate and checkpoint. Everything
+a run produces lands in its run folder: ``last.pt`` (resumable), ``best.pt`` (lowest validation
+loss) and ``metrics.jsonl`` (one JSON object per logged step or validation).
+
+Writing checkpoints, logging metrics and drawing the progress bar each live in one place
+(`_RunOutput`) so that multi-process (DDP) training only has to teach that one place about ranks.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from textgen.checkpoint import load_checkpoint, save_checkpoint
+from textgen.data import Corpus, RandomWindowBatcher, StreamBatcher, TokenSplit
+from textgen.loss import compute_metrics, sequence_cross_entropy
+from textgen.model import LSTMLanguageModel, State, detach_state
+from textgen.optim import build_optimizer, build_scheduler, clip_gradients, l1_penalty
+from textgen.runtime import resolve_device, rng_state, seed_everything, set_rng_state
+
+logger = logging.getLogger(__name__)
+
+_PRECISIONS = ("fp32", "bf16", "fp16")
+_BATCHING = ("stream", "random")
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss kept turning NaN or infinite even after rolling back and lowering the rate."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about how to train (the model's shape lives in `ModelConfig`).
+
+    Stopping: the run ends at whichever of ``max_steps``, ``epochs`` and ``max_time`` (seconds,
+    counted across resumes) comes first; at least one must be set.
+    """
+
+    out_dir: str = "runs/textgen"
+    batch_size: int = 32
+    seq_len: int = 128
+    batching: str = "stream"
+    epochs: int | None = None
+    max_steps: int | None = 2000
+    max_time: float | None = None
+    grad_accum_steps: int = 1
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    l1: float = 0.0
+    clip_norm: float | None = 1.0
+    clip_value: float | None = None
+    schedule: str = "cosine"
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1
+    step_size: int = 1000
+    gamma: float = 0.5
+    plateau_patience: int = 0
+    plateau_factor: float = 0.25
+    eval_every: int = 200
+    eval_batches: int | None = None
+    log_every: int = 10
+    device: str = "auto"
+    precision: str = "fp32"
+    seed: int = 1337
+    progress: bool = True
+    sample_every: int = 0
+    sample_length: int = 200
+    early_stopping_patience: int | None = None
+    keep_last: int = 0
+    max_nan_retries: int = 3
+    nan_lr_factor: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "seq_len", "grad_accum_steps", "eval_every", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("epochs", "max_steps", "eval_batches", "early_stopping_patience"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+        if self.max_time is not None and not self.max_time > 0:
+            raise ValueError(f"max_time must be None or > 0 seconds, got {self.max_time!r}")
+        if self.epochs is None and self.max_steps is None and self.max_time is None:
+            raise ValueError("set at least one of epochs, max_steps or max_time")
+        if self.batch_size % self.grad_accum_steps:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be divisible by grad_accum_steps "
+                f"({self.grad_accum_steps}): the batch is split into equal micro-batches"
+            )
+        if self.precision not in _PRECISIONS:
+            raise ValueError(
+                f"unknown precision {self.precision!r}; expected one of {', '.join(_PRECISIONS)}"
+            )
+        if self.batching not in _BATCHING:
+            raise ValueError(
+                f"unknown batching {self.batching!r}; expected one of {', '.join(_BATCHING)}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        for name in ("clip_norm", "clip_value"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be None or > 0, got {value!r}")
+        if self.l1 < 0 or self.weight_decay < 0:
+            raise ValueError("l1 and weight_decay must be >= 0")
+        if not 0 < self.nan_lr_factor < 1:
+            raise ValueError(f"nan_lr_factor must be in (0, 1), got {self.nan_lr_factor!r}")
+        if self.max_nan_retries < 0 or self.keep_last < 0 or self.sample_every < 0:
+            raise ValueError("max_nan_retries, keep_last and sample_every must be >= 0")
+
+
+class Callback:
+    """Hooks the Trainer calls; override the ones you need. ``trainer.should_stop = True`` ends
+    the run cleanly (``last.pt`` is written) after the current step."""
+
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        """After every optimizer step, with that step's metrics (see ``metrics.jsonl``)."""
+
+    def on_evaluate_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        """After each validation, with the validation metrics."""
+
+    def on_checkpoint_saved(self, trainer: Trainer, path: Path) -> None:
+        """After a checkpoint file was written (atomically)."""
+
+
+class EarlyStopping(Callback):
+    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` checks."""
+
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience!r}")
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best = math.inf
+        self.bad_checks = 0
+
+    def on_evaluate_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        loss = metrics["val_loss"]
+        if loss < self.best - self.min_delta:
+            self.best, self.bad_checks = loss, 0
+            return
+        self.bad_checks += 1
+        if self.bad_checks >= self.patience:
+            logger.info("early stopping: no improvement in %d validations", self.bad_checks)
+            trainer.should_stop = True
+            trainer.stop_reason = "early_stopping"
+
+
+class SampleCallback(Callback):
+    """Print a short seeded sample every ``every`` steps, to watch the model learn."""
+
+    def __init__(
+        self,
+        every: int,
+        length: int = 200,
+        prompt: str = "",
+        seed: int = 0,
+        write: Callable[[str], None] | None = None,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every!r}")
+        self.every, self.length, self.prompt, self.seed = every, length, prompt, seed
+        self.write = write or tqdm.write
+
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        if metrics["step"] % self.every:
+            return
+        from textgen.sampler import Sampler
+
+        text = Sampler(trainer.model, trainer.tokenizer).generate(
+            self.prompt, max_new_tokens=self.length, seed=self.seed
+        )[0].text
+        self.write(f"--- sample at step {metrics['step']} ---\n{self.prompt}{text}\n---")
+
+
+@dataclass
+class TrainResult:
+    """What `Trainer.fit` returns."""
+
+    step: int
+    epoch: int
+    stopped_by: str
+    best_val_loss: float | None
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    """Train a `LSTMLanguageModel` on a prepared `Corpus`.
+
+    Args:
+        model: the model to train (moved to ``config.device``).
+        corpus: tokenizer plus train (and optionally validation) token streams.
+        config: how to train.
+        callbacks: extra `Callback` objects (sampling and early stopping are added from config).
+
+    Example:
+        >>> corpus = prepare_corpus("shakespeare")                        # doctest: +SKIP
+        >>> model = LSTMLanguageModel(ModelConfig(vocab_size=corpus.tokenizer.vocab_size))
+        >>> Trainer(model, corpus, TrainConfig(max_steps=100)).fit()      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: LSTMLanguageModel,
+        corpus: Corpus,
+        config: TrainConfig | None = None,
+        *,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.config = config = config or TrainConfig()
+        self.device = resolve_device(config.device)
+        self._check_precision()
+        self.model = model.to(self.device)
+        self.corpus = corpus
+        self.tokenizer = corpus.tokenizer
+        if model.config.vocab_size < self.tokenizer.vocab_size:
+            raise ValueError(
+                f"model vocab_size {model.config.vocab_size} is smaller than the tokenizer's "
+                f"{self.tokenizer.vocab_size}"
+            )
+        seed_everything(config.seed)
+        self.batcher = self._make_batcher(corpus.train, config.batch_size)
+        self.optimizer = build_optimizer(
+            model,
+            config.optimizer,
+            config.lr,
+            weight_decay=config.weight_decay,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+        )
+        self.total_steps = self._planned_steps()
+        self.scheduler = build_scheduler(
+            self.optimizer,
+            config.schedule,
+            warmup_steps=config.warmup_steps,
+            total_steps=self.total_steps,
+            min_lr_ratio=config.min_lr_ratio,
+            step_size=config.step_size,
+            gamma=config.gamma,
+            patience=config.plateau_patience,
+            factor=config.plateau_factor,
+        )
+        self.scaler = (
+            torch.amp.GradScaler("cuda")
+            if config.precision == "fp16" and self.device.type == "cuda"
+            else None
+        )
+        self.callbacks: list[Callback] = list(callbacks)
+        if config.sample_every:
+            self.callbacks.append(SampleCallback(config.sample_every, config.sample_length))
+        if config.early_stopping_patience:
+            self.callbacks.append(EarlyStopping(config.early_stopping_patience))
+        self.output = _RunOutput(Path(config.out_dir), progress=config.progress)
+        # Training progress; all of it goes into last.pt.
+        self.step = 0
+        self.tokens_seen = 0
+        self.clip_events = 0
+        self.best_val_loss: float | None = None
+        self.elapsed = 0.0
+        self.lr_scale = 1.0
+        self.state: State | None = None
+        self.should_stop = False
+        self.stop_reason = "callback"
+        self._saved_at = -1
+        self._good_snapshot: dict[str, Any] | None = None
+        self._nan_strikes = 0
+        self._grad_alarm = {"exploding": 0, "vanishing": 0}
+
+    # ------------------------------------------------------------------ the training story
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        """Train until a stopping condition; returns where and why it stopped.
+
+        Args:
+            resume: continue from ``out_dir/last.pt`` exactly where that run stopped (weights,
+                optimizer, schedule, data position, hidden state and every RNG).
+
+        Raises:
+            CheckpointError: ``resume`` is set and ``last.pt`` is missing or unreadable.
+            TrainingDivergedError: the loss stayed non-finite after ``max_nan_retries`` rollbacks.
+        """
+        config = self.config
+        if resume:
+            self._restore(load_checkpoint(self.output.last_path))
+        elif self.output.last_path.exists():
+            logger.warning("%s exists and will be overwritten (use resume=True to continue)",
+                           self.output.last_path)
+        self.output.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
+        self._good_snapshot = self._snapshot()
+        stopped_by = "max_steps"
+        last_metrics: dict[str, Any] = {}
+        with self._signals_save_and_stop():
+            start = time.perf_counter() - self.elapsed
+            batches = self._batches()
+            while True:
+                reason = self._stop_reason(start)
+                if reason:
+                    stopped_by = reason
+                    break
+                x, y = next(batches)
+                metrics = self.train_step(x, y)
+                self.elapsed = time.perf_counter() - start
+                metrics.update(epoch=self.batcher.epoch, elapsed=round(self.elapsed, 3))
+                if metrics.get("skipped"):  # a non-finite loss was rolled back: record it only
+                    self.output.log(metrics)
+                    continue
+                last_metrics = metrics
+                if self.step % config.log_every == 0:
+                    self.output.log(metrics)
+                self.output.progress(metrics)
+                for callback in self.callbacks:
+                    callback.on_step_end(self, metrics)
+                if self.step % config.eval_every == 0:
+                    self._validate_and_checkpoint()
+            if self._saved_at != self.step:
+                if stopped_by in ("signal", "callback"):
+                    self._save("last")  # an interruption: keep the exact state, skip validation
+                else:
+                    self._validate_and_checkpoint()
+        self.output.close()
+        return TrainResult(self.step, self.batcher.epoch, stopped_by, self.best_val_loss,
+                           last_metrics)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        """One optimizer step on a ``(B, T)`` batch; returns its metrics.
+
+        The batch is split into ``grad_accum_steps`` equal micro-batches along B (each with its
+        own slice of the carried state) whose gradients add up to the full batch's.
+        """
+        config = self.config
+        self.model.train()
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        random_windows = self.config.batching == "random"  # independent windows: fresh state
+        if self.state is None or random_windows or self.state[0].shape[1] != x.shape[0]:
+            self.state = self.model.init_state(x.shape[0])
+        # Truncated BPTT: the state carries the history forward, but gradients stop here.
+        state = detach_state(self.state)
+        started = time.perf_counter()
+        total_loss, new_states = 0.0, []
+        micro = x.shape[0] // config.grad_accum_steps
+        for i in range(config.grad_accum_steps):
+            rows = slice(i * micro, (i + 1) * micro)
+            micro_state = tuple(s[:, rows] for s in state)
+            with self._autocast():
+                logits, next_state = self.model(x[rows], micro_state)
+                loss = sequence_cross_entropy(logits.float(), y[rows])
+                if config.l1:
+                    loss = loss + l1_penalty(self.model, config.l1)
+            new_states.append(next_state)
+            if not torch.isfinite(loss):
+                return self._recover_from_nan(f"loss is {loss.item()}")
+            scaled = loss / config.grad_accum_steps
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            total_loss += loss.item() / config.grad_accum_steps
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        clip = clip_gradients(
+            self.model.parameters(), max_norm=config.clip_norm, max_value=config.clip_value
+        )
+        if not math.isfinite(clip.norm) and not self.scaler:
+            return self._recover_from_nan(f"gradient norm is {clip.norm}")
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scaler:
+            self.scaler.step(self.optimizer)  # skips the step itself on inf/NaN gradients
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self._apply_lr_scale()
+        self.state = tuple(torch.cat(parts, dim=1) for parts in zip(*new_states, strict=True))
+        self.step += 1
+        self._nan_strikes = 0
+        self.clip_events += int(clip.clipped)
+        tokens = x.numel()
+        self.tokens_seen += tokens
+        self._watch_gradients(clip.norm)
+        seconds = max(time.perf_counter() - started, 1e-9)
+        return {
+            "step": self.step,
+            "train_loss": total_loss,
+            "train_bpc": _bits_per_char(total_loss, self.corpus.train),
+            "lr": lr,
+            "grad_norm": clip.norm,
+            "clipped": bool(clip.clipped),
+            "clip_events": self.clip_events,
+            "tokens_per_s": tokens / seconds,
+        }
+
+    @torch.no_grad()
+    def evaluate(self, split: TokenSplit | None = None) -> dict[str, Any]:
+        """Loss and bits per character on ``split`` (default: the validation split).
+
+        Changes no weights and leaves the training state (and RNGs) untouched.
+        """
+        split = split if split is not None else (self.corpus.val or self.corpus.train)
+        return evaluate_split(
+            self.model,
+            split,
+            batch_size=self.config.batch_size,
+            seq_len=self.config.seq_len,
+            max_batches=self.config.eval_batches,
+            autocast=self._autocast,
+        )
+
+    # ------------------------------------------------------------------ helpers of fit
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield from self.batcher.iter_epoch()
+
+    def _stop_reason(self, start: float) -> str | None:
+        config = self.config
+        if self.should_stop:
+            return "signal" if self.output.signal_received else self.stop_reason
+        if config.max_steps is not None and self.step >= config.max_steps:
+            return "max_steps"
+        if config.epochs is not None and self.batcher.epoch >= config.epochs:
+            return "epochs"
+        if config.max_time is not None and time.perf_counter() - start >= config.max_time:
+            return "max_time"
+        return None
+
+    def _validate_and_checkpoint(self) -> None:
+        metrics: dict[str, Any] = {"step": self.step, "epoch": self.batcher.epoch,
+                                   "elapsed": round(self.elapsed, 3)}
+        if self.corpus.val is not None:
+            result = self.evaluate()
+            metrics.update(
+                val_loss=result["loss"],
+                val_bpc=result["bits_per_char"],
+                val_perplexity=result["perplexity"],
+            )
+            self.output.log(metrics)
+            self.output.message(
+                f"step {self.step}: val loss {result['loss']:.4f}, "
+                f"bpc {_fmt(result['bits_per_char'])}, ppl {result['perplexity']:.2f}"
+            )
+            improved = self.best_val_loss is None or result["loss"] < self.best_val_loss
+            if improved:
+                self.best_val_loss = result["loss"]
+            self.scheduler.on_validation(result["loss"])
+            self._apply_lr_scale()
+            if improved:
+                self._save("best")
+            for callback in self.callbacks:
+                callback.on_evaluate_end(self, metrics)
+        self._save("last")
+        if self.config.keep_last:
+            self._save(f"step-{self.step:08d}")
+            self.output.prune(self.config.keep_last)
+        self._good_snapshot = self._snapshot()
+
+    def _save(self, name: str) -> Path:
+        train_state = self._train_state() if name != "best" else None
+        path = self.output.save(
+            name,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            train_state=train_state,
+            metadata={
+                "step": self.step,
+                "epoch": self.batcher.epoch,
+                "best_val_loss": self.best_val_loss,
+                "tokens_seen": self.tokens_seen,
+                "train_config": asdict(self.config),
+            },
+        )
+        if name == "last":
+            self._saved_at = self.step
+        for callback in self.callbacks:
+            callback.on_checkpoint_saved(self, path)
+        return path
+
+    def _train_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "clip_events": self.clip_events,
+            "best_val_loss": self.best_val_loss,
+            "elapsed": self.elapsed,
+            "lr_scale": self.lr_scale,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "batcher": self.batcher.state_dict(),
+            "hidden": self.state,
+            "rng": rng_state(),
+            "callbacks": [_callback_state(c) for c in self.callbacks],
+        }
+
+    def _restore(self, checkpoint: Any) -> None:
+        state = checkpoint.train_state
+        if state is None:
+            raise ValueError(f"{checkpoint.path} holds no training state; cannot resume from it")
+        self.model.load_state_dict(checkpoint.model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.batcher.load_state_dict(state["batcher"])
+        hidden = state.get("hidden")
+        self.state = tuple(h.to(self.device) for h in hidden) if hidden is not None else None
+        self.step = int(state["step"])
+        self.tokens_seen = int(state["tokens_seen"])
+        self.clip_events = int(state["clip_events"])
+        self.best_val_loss = state["best_val_loss"]
+        self.elapsed = float(state["elapsed"])
+        self.lr_scale = float(state["lr_scale"])
+        for callback, saved in zip(self.callbacks, state.get("callbacks", []), strict=False):
+            if saved and hasattr(callback, "__dict__"):
+                callback.__dict__.update(saved)
+        set_rng_state(state["rng"])
+
+    def _snapshot(self) -> dict[str, Any]:
+        """In-memory copy of the last good state, for rolling back after a NaN."""
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
+
+    def _recover_from_nan(self, what: str) -> dict[str, Any]:
+        """Skip the step, roll back to the last good weights and lower the learning rate."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self._nan_strikes += 1
+        if self._nan_strikes > self.config.max_nan_retries:
+            raise TrainingDivergedError(
+                f"training diverged at step {self.step + 1}: {what} after "
+                f"{self.config.max_nan_retries} rollbacks with a lower learning rate; try a "
+                f"smaller --lr, a --clip-norm, or fp32 precision"
+            )
+        assert self._good_snapshot is not None
+        self.model.load_state_dict(self._good_snapshot["model"])
+        self.optimizer.load_state_dict(self._good_snapshot["optimizer"])
+        self.state = None
+        self.lr_scale *= self.config.nan_lr_factor
+        self._apply_lr_scale()
+        self.output.message(
+            f"step {self.step + 1}: {what}; step skipped, rolled back to the last good state, "
+            f"learning rate scaled by {self.lr_scale:g}"
+        )
+        return {"step": self.step, "skipped": True, "reason": what, "lr_scale": self.lr_scale}
+
+    def _apply_lr_scale(self) -> None:
+        if self.lr_scale != 1.0:
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.lrs, strict=True):
+                group["lr"] = lr * self.lr_scale
+
+    def _watch_gradients(self, norm: float) -> None:
+        """Warn once per episode when norms stay far above the clip threshold or near zero."""
+        limit = 10 * self.config.clip_norm if self.config.clip_norm else 1e3
+        for kind, bad in (("exploding", norm > limit), ("vanishing", norm < 1e-7)):
+            self._grad_alarm[kind] = self._grad_alarm[kind] + 1 if bad else 0
+            if self._grad_alarm[kind] == 50:
+                self.output.message(
+                    f"warning: gradients look {kind} (norm {norm:.3g} for 50 steps in a row "
+                    f"at step {self.step}); "
+                    + ("lower the learning rate or clip harder" if kind == "exploding"
+                       else "raise the learning rate or check the data")
+                )
+
+    def _planned_steps(self) -> int | None:
+        steps = [s for s in (self.config.max_steps,) if s is not None]
+        if self.config.epochs is not None:
+            steps.append(self.config.epochs * self.batcher.batches_per_epoch)
+        return min(steps) if steps else None
+
+    def _make_batcher(self, split: TokenSplit, batch_size: int) -> StreamBatcher | RandomWindowBatcher:
+        if self.config.batching == "random":
+            return RandomWindowBatcher(split.ids, batch_size, self.config.seq_len,
+                                       seed=self.config.seed)
+        return StreamBatcher(split.ids, batch_size, self.config.seq_len)
+
+    def _check_precision(self) -> None:
+        precision = self.config.precision
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError(
+                f"precision 'fp16' needs a CUDA device (got {self.device}); use 'bf16' on CPU"
+            )
+        if precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"precision 'bf16' is not supported on {self.device}; use 'fp16'")
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        precision = self.config.precision
+        if precision == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    @contextmanager
+    def _signals_save_and_stop(self) -> Iterator[None]:
+        """On SIGINT/SIGTERM finish the current step, write ``last.pt`` and return."""
+        def handler(signum: int, frame: Any) -> None:
+            self.output.signal_received = signum
+            self.should_stop = True
+
+        try:
+            previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread: signals cannot be caught here
+            yield
+            return
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: LSTMLanguageModel,
+    split: TokenSplit,
+    *,
+    batch_size: int = 16,
+    seq_len: int = 256,
+    max_batches: int | None = None,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> dict[str, Any]:
+    """Cross-entropy of ``model`` over a token stream, with the state carried across windows.
+
+    The stream is cut into at most ``batch_size`` parallel streams (fewer for a short text) and
+    read window by window, so all but fewer than ``batch_size`` tokens are scored.
+
+    Returns:
+        ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte"}``.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    ids = np.asarray(split.ids)
+    streams = max(1, min(batch_size, (len(ids) - 1) // max(seq_len, 1)))
+    length = (len(ids) - 1) // streams
+    if length < 1:
+        raise ValueError(f"cannot evaluate: the text has only {len(ids)} token(s), need at least 2")
+    inputs = torch.from_numpy(ids[: streams * length].astype(np.int64)).view(streams, length)
+    # Row i reads ids[i*length : (i+1)*length] and predicts the same span shifted by one.
+    targets = torch.from_numpy(ids[1 : streams * length + 1].astype(np.int64)).view(streams, length)
+    total_nats, total_tokens, state = 0.0, 0, None
+    for batch_index, begin in enumerate(range(0, length, seq_len)):
+        if max_batches is not None and batch_index >= max_batches:
+            break
+        x = inputs[:, begin : begin + seq_len].to(device)
+        y = targets[:, begin : begin + seq_len].to(device)
+        with autocast():
+            logits, state = model(x, state)
+        total_nats += sequence_cross_entropy(logits.float(), y, reduction="sum").item()
+        total_tokens += y.numel()
+    model.train(was_training)
+    metrics = compute_metrics(
+        total_nats,
+        total_tokens,
+        num_chars=_scaled(split.num_chars, total_tokens, split.num_tokens),
+        num_bytes=_scaled(split.num_bytes, total_tokens, split.num_tokens),
+    )
+    return {"tokens": total_tokens, **metrics}
+
+
+class _RunOutput:
+    """The run folder: checkpoints, ``metrics.jsonl`` and the progress bar, all in one place.
+
+    Under multi-process training only the main process will write here; that rule belongs here.
+    """
+
+    def __init__(self, out_dir: Path, *, progress: bool) -> None:
+        self.out_dir = out_dir
+        self.show_progress = progress
+        self.bar: Any = None
+        self.signal_received: int | None = None
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.jsonl"
+
+    def start(self, config: TrainConfig, *, total: int | None, initial: int, fresh: bool) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if fresh and self.metrics_path.exists():
+            self.metrics_path.unlink()
+        (self.out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        self.bar = tqdm(total=total, initial=initial, disable=not self.show_progress,
+                        unit="step", dynamic_ncols=True)
+
+    def log(self, record: dict[str, Any]) -> None:
+        with self.metrics_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def progress(self, metrics: dict[str, Any]) -> None:
+        if self.bar is None or metrics.get("skipped"):
+            return
+        self.bar.update(1)
+        if metrics["step"] % 5 == 0:
+            self.bar.set_postfix(
+                loss=f"{metrics['train_loss']:.3f}",
+                bpc=_fmt(metrics["train_bpc"]),
+                tok_s=f"{metrics['tokens_per_s']:.0f}",
+                lr=f"{metrics['lr']:.2e}",
+                gnorm=f"{metrics['grad_norm']:.2f}",
+                refresh=False,
+            )
+
+    def message(self, text: str) -> None:
+        logger.info(text)
+        if self.show_progress:
+            tqdm.write(text)
+
+    def save(self, name: str, **contents: Any) -> Path:
+        return save_checkpoint(self.out_dir / f"{name}.pt", **contents)
+
+    def prune(self, keep: int) -> None:
+        for old in sorted(self.out_dir.glob("step-*.pt"))[:-keep]:
+            old.unlink()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _bits_per_char(loss: float, split: TokenSplit) -> float | None:
+    if not split.num_chars:
+        return None
+    return loss * split.num_tokens / split.num_chars / math.log(2)
+
+
+def _scaled(count: int | None, tokens: int, total_tokens: int) -> int | None:
+    """Characters (or bytes) in the scored part of a split, assuming an even spread."""
+    if count is None or total_tokens == 0:
+        return None
+    return max(1, round(count * tokens / total_tokens))
+
+
+def _callback_state(callback: Callback) -> dict[str, Any] | None:
+    if isinstance(callback, EarlyStopping):
+        return {"best": callback.best, "bad_checks": callback.bad_checks}
+    return None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,109 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from textgen.cli import main
+
+TEXT = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n" * 30
+TINY = ["--embed-dim", "8", "--hidden-size", "16", "--num-layers", "1", "--batch-size", "4",
+        "--seq-len", "16", "--eval-every", "5", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "sonnet.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTGEN_CACHE", str(tmp_path / "cache"))
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_resume_generate_evaluate_info(tmp_path, text_file, cache, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["train", text_file, "--out", out, "--max-steps", "6", *TINY], capsys)
+    assert code == 0, err
+    assert {"best.pt", "last.pt", "metrics.jsonl"} <= {p.name for p in out.iterdir()}
+
+    code, _, err = run(["train", text_file, "--out", out, "--max-steps", "12", "--resume", *TINY],
+                       capsys)
+    assert code == 0, err
+    code, out_text, _ = run(["info", out, "--json"], capsys)
+    info = json.loads(out_text)
+    assert code == 0 and info["step"] == 12 and info["tokenizer"] == "char"
+    assert info["parameters"] > 0 and info["vocab_size"] > 10
+
+    code, text, err = run(["generate", out, "--prompt", "Thou", "--max-new-tokens", "20",
+                           "--seed", "1", "--output", tmp_path / "sample.txt"], capsys)
+    assert code == 0, err
+    assert text.startswith("Thou")
+    assert (tmp_path / "sample.txt").read_text(encoding="utf-8").startswith("Thou")
+    code, again, _ = run(["generate", out / "last.pt", "--prompt", "Thou", "--max-new-tokens",
+                          "20", "--seed", "1"], capsys)
+    assert code == 0
+    code, best, _ = run(["generate", out / "best.pt", "--prompt", "Thou", "--max-new-tokens",
+                         "20", "--seed", "1"], capsys)
+    assert best == text  # the folder means best.pt; same seed, same text
+
+    code, text, _ = run(["generate", out, "--num-samples", "3", "--max-new-tokens", "10",
+                         "--seed", "2", "--top-k", "5", "--top-p", "0.9"], capsys)
+    assert code == 0 and text.count("=== sample") == 3
+
+    code, text, err = run(["evaluate", out, text_file, "--json"], capsys)
+    assert code == 0, err
+    metrics = json.loads(text)
+    for key in ("tokens", "loss", "perplexity", "bits_per_char", "bits_per_byte"):
+        assert key in metrics
+    assert metrics["bits_per_char"] == pytest.approx(metrics["bits_per_byte"])  # ASCII text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "missing-run"], "does not exist"),
+        (["evaluate", "missing-run", "x.txt"], "does not exist"),
+        (["train", "no-such-file.txt", "--out", "{tmp}/r", "--quiet"], "no-such-file.txt"),
+        (["train", "--out", "{tmp}/r", "--precision", "fp16", "--device", "cpu", "--quiet",
+          "--max-steps", "1"], "fp16"),
+        (["train", "--out", "{tmp}/r", "--batch-size", "0", "--quiet"], "batch_size"),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path, cache, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, _, err = run(argv, capsys)
+    assert code != 0
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_generate_prompt_with_unseen_character_is_clear(tmp_path, text_file, cache, capsys):
+    out = tmp_path / "run"
+    assert run(["train", text_file, "--out", out, "--max-steps", "2", *TINY], capsys)[0] == 0
+    code, _, err = run(["generate", out, "--prompt", "Thou ☃"], capsys)
+    assert code != 0 and "'☃'" in err and "position 5" in err
+
+
+def test_refuses_to_overwrite_a_run_without_resume(tmp_path, text_file, cache, capsys):
+    out = tmp_path / "run"
+    assert run(["train", text_file, "--out", out, "--max-steps", "2", *TINY], capsys)[0] == 0
+    code, _, err = run(["train", text_file, "--out", out, "--max-steps", "2", *TINY], capsys)
+    assert code != 0 and "--resume" in err
+
+
+def test_python_dash_m_and_help_work():
+    done = subprocess.run([sys.executable, "-m", "textgen", "--help"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0
+    for command in ("train", "generate", "evaluate", "info"):
+        assert command in done.stdout

@@ -1,0 +1,185 @@
+import json
+import math
+
+import pytest
+import torch
+
+from textgen.checkpoint import load_checkpoint
+from textgen.data import prepare_corpus
+from textgen.model import LSTMLanguageModel, ModelConfig
+from textgen.trainer import Callback, Trainer, TrainConfig, TrainingDivergedError
+
+TEXT = "the quick brown fox jumps over the lazy dog.\n" * 40
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return prepare_corpus([path], val_fraction=0.2, cache_dir=tmp_path / "cache")
+
+
+def small_model(corpus, dropout=0.0, seed=0):
+    torch.manual_seed(seed)
+    return LSTMLanguageModel(
+        ModelConfig(
+            vocab_size=corpus.tokenizer.vocab_size,
+            embed_dim=16,
+            hidden_size=32,
+            num_layers=2,
+            dropout=dropout,
+        )
+    )
+
+
+def config(tmp_path, **overrides):
+    base = dict(
+        out_dir=str(tmp_path / "run"),
+        batch_size=4,
+        seq_len=16,
+        max_steps=30,
+        eval_every=10,
+        lr=1e-2,
+        warmup_steps=2,
+        device="cpu",
+        progress=False,
+        seed=0,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def read_metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_loss_falls_and_run_folder_is_complete(tmp_path, corpus):
+    model = small_model(corpus)
+    trainer = Trainer(model, corpus, config(tmp_path, max_steps=60, log_every=1))
+    result = trainer.fit()
+    run = tmp_path / "run"
+    assert {"best.pt", "last.pt", "metrics.jsonl"} <= {p.name for p in run.iterdir()}
+    records = read_metrics(run)
+    train = [r for r in records if "train_loss" in r]
+    val = [r for r in records if "val_loss" in r]
+    assert len(train) == 60 and len(val) == 6
+    assert train[-1]["train_loss"] < 0.5 * math.log(corpus.tokenizer.vocab_size)
+    assert val[-1]["val_loss"] < val[0]["val_loss"]
+    for key in ("step", "epoch", "elapsed", "train_bpc", "lr", "grad_norm", "clipped",
+                "clip_events", "tokens_per_s"):
+        assert key in train[0]
+    assert "val_bpc" in val[0] and "val_perplexity" in val[0]
+    assert result.step == 60 and result.stopped_by == "max_steps"
+    assert result.best_val_loss == pytest.approx(min(r["val_loss"] for r in val))
+
+
+def test_evaluate_changes_no_weights(tmp_path, corpus):
+    model = small_model(corpus, dropout=0.3)
+    trainer = Trainer(model, corpus, config(tmp_path))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    metrics = trainer.evaluate()
+    assert metrics["loss"] > 0 and metrics["bits_per_char"] > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+class StopAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, trainer, metrics):
+        if metrics["step"] == self.step:
+            trainer.should_stop = True
+
+
+@pytest.mark.parametrize("batching", ["stream", "random"])
+def test_stop_and_resume_is_bitwise_identical(tmp_path, corpus, batching):
+    steps = dict(max_steps=24, eval_every=8, batching=batching, grad_accum_steps=2)
+    straight = Trainer(small_model(corpus, dropout=0.3), corpus, config(tmp_path / "a", **steps))
+    straight.fit()
+
+    first = Trainer(small_model(corpus, dropout=0.3), corpus, config(tmp_path / "b", **steps),
+                    callbacks=[StopAt(13)])
+    assert first.fit().stopped_by == "callback"
+    assert load_checkpoint(tmp_path / "b" / "run" / "last.pt").metadata["step"] == 13
+    # A fresh process would start from different random weights and RNG states:
+    torch.manual_seed(1234)
+    resumed = Trainer(small_model(corpus, dropout=0.3, seed=99), corpus,
+                      config(tmp_path / "b", **steps))
+    result = resumed.fit(resume=True)
+    assert result.step == 24
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(),
+                                 resumed.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_nan_is_rolled_back_and_never_saved(tmp_path, corpus):
+    class PoisonOnce(Callback):
+        done = False
+
+        def on_step_end(self, trainer, metrics):
+            if metrics["step"] == 5 and not self.done:
+                self.done = True
+                with torch.no_grad():
+                    trainer.model.embedding.weight.fill_(float("nan"))
+
+    trainer = Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=12, eval_every=4),
+                      callbacks=[PoisonOnce()])
+    # Step 4 saved the good state; the poisoned weights make step 6 produce NaN -> rollback.
+    result = trainer.fit()
+    assert result.step == 12
+    skipped = [r for r in read_metrics(tmp_path / "run") if r.get("skipped")]
+    assert len(skipped) == 1 and trainer.lr_scale == 0.5
+    for name in ("best.pt", "last.pt"):
+        state = load_checkpoint(tmp_path / "run" / name).model_state
+        assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_persistent_nan_stops_with_a_clear_error(tmp_path, corpus):
+    class PoisonAlways(Callback):
+        def on_step_end(self, trainer, metrics):
+            with torch.no_grad():
+                trainer.model.embedding.weight.fill_(float("inf"))
+
+    trainer = Trainer(small_model(corpus), corpus, config(tmp_path, max_nan_retries=2),
+                      callbacks=[PoisonAlways()])
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        trainer.fit()
+
+
+def test_bad_config_and_device_errors(tmp_path, corpus):
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="divisible"):
+        TrainConfig(batch_size=5, grad_accum_steps=2)
+    with pytest.raises(ValueError, match="fp16"):
+        Trainer(small_model(corpus), corpus, config(tmp_path, precision="fp16"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            Trainer(small_model(corpus), corpus, config(tmp_path, device="cuda"))
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path, corpus):
+    trainer = Trainer(small_model(corpus), corpus, config(tmp_path, precision="bf16", max_steps=10))
+    result = trainer.fit()
+    assert math.isfinite(result.last_metrics["train_loss"])
+
+
+def test_resume_without_last_checkpoint_is_an_error(tmp_path, corpus):
+    from textgen.checkpoint import CheckpointError
+
+    trainer = Trainer(small_model(corpus), corpus, config(tmp_path))
+    with pytest.raises(CheckpointError, match="last.pt"):
+        trainer.fit(resume=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fp16_trains_and_checkpoint_loads_on_cpu(tmp_path, corpus):
+    trainer = Trainer(small_model(corpus), corpus,
+                      config(tmp_path, device="cuda", precision="fp16", max_steps=10))
+    trainer.fit()
+    model = load_checkpoint(tmp_path / "run").build_model("cpu")
+    assert next(model.parameters()).device.type == "cpu"
