@@ -371,7 +371,9 @@ class WordTokenizer(Tokenizer):
 
     kind: ClassVar[str] = "word"
 
-    def __init__(self, min_freq: int = 1, max_size: int | None = None, unknown: str = "unk") -> None:
+    def __init__(
+        self, min_freq: int = 1, max_size: int | None = None, unknown: str = "unk"
+    ) -> None:
         if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
             raise ValueError(f"min_freq must be an integer >= 1, got {min_freq!r}")
         if max_size is not None and (
