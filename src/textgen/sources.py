@@ -250,11 +250,12 @@ def _last_cut(text: str) -> int:
     return 0
 
 
-def text_chunks(pieces: Iterable[str], chunk_chars: int = READ_SIZE) -> Iterator[str]:
+def text_chunks(pieces: Iterable[str], chunk_chars: int | None = None) -> Iterator[str]:
     """Re-cut text ``pieces`` into chunks of about ``chunk_chars`` at safe token boundaries.
 
     Text with no safe cut at all is cut anyway once more than 64 Mi characters pile up.
     """
+    chunk_chars = READ_SIZE if chunk_chars is None else chunk_chars
     buffer: list[str] = []
     buffered = 0
     for piece in pieces:

@@ -281,6 +281,8 @@ class CharTokenizer(Tokenizer):
 
     def encode_array(self, text: str) -> np.ndarray:
         """Token ids of ``text`` as an int32 array of shape (len(text),); see `encode`."""
+        if not text:
+            return np.zeros(0, dtype=np.int32)
         if not self._chars:
             raise ValueError("CharTokenizer is not fitted; call fit(texts) first")
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
