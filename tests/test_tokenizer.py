@@ -98,6 +98,7 @@ def test_char_unknown_maps_to_unk() -> None:
     ids = tokenizer.encode("a😀c")
     assert ids == [tokenizer.encode("a")[0], 0, tokenizer.encode("c")[0]]
     assert tokenizer.decode(ids) == "a<unk>c"
+    assert tokenizer.decode(tokenizer.encode("abz")) == "ab<unk>"  # the ASCII fast path
 
 
 def test_word_unknown_policy_both_ways() -> None:

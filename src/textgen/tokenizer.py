@@ -226,6 +226,13 @@ def _vocab_field(config: dict[str, Any]) -> list[str]:
     return vocab
 
 
+def _code_points(text: str) -> np.ndarray:
+    """Code points of ``text``: uint8 for ASCII text (the fast, common case), else uint32."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
 @register_tokenizer
 class CharTokenizer(Tokenizer):
     """One token per Unicode code point; the vocabulary is sorted by code point.
@@ -260,13 +267,15 @@ class CharTokenizer(Tokenizer):
         self._table = np.full(size, -1, dtype=np.int32)
         for i, ch in enumerate(chars):
             self._table[ord(ch)] = offset + i
+        self._ascii_table = np.full(128, -1, dtype=np.int32)
+        self._ascii_table[: min(size, 128)] = self._table[:128]
 
     def fit(self, texts: Iterable[str]) -> CharTokenizer:
         """Collect the characters of ``texts`` (chunks, read one at a time); returns ``self``."""
-        chars: set[str] = set()
+        seen = np.zeros(0x110000, dtype=bool)  # one flag per possible code point
         for text in texts:
-            chars.update(text)
-        self._set_vocab(sorted(chars))
+            seen[_code_points(text)] = True
+        self._set_vocab([chr(code) for code in np.flatnonzero(seen)])
         return self
 
     def encode(self, text: str) -> list[int]:
@@ -285,8 +294,11 @@ class CharTokenizer(Tokenizer):
             return np.zeros(0, dtype=np.int32)
         if not self._chars:
             raise ValueError("CharTokenizer is not fitted; call fit(texts) first")
-        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-        ids = self._table[np.minimum(codes, len(self._table) - 1)]
+        codes = _code_points(text)
+        if codes.dtype == np.uint8:
+            ids = self._ascii_table[codes]
+        else:
+            ids = self._table[np.minimum(codes, len(self._table) - 1)]
         unknown = ids < 0
         if unknown.any():
             if self.unknown == "unk":
