@@ -1,0 +1,258 @@
+"""Batching: a 1-D array of token ids -> int64 ``(x, y)`` batches of shape (B, T), with a cursor.
+
+The last step of the data pipeline (re-exported by `textgen.data`). `StreamBatcher` cuts the
+ids into B contiguous streams read T tokens at a time, so batch k+1 continues batch k row by
+row and the model's hidden state can be carried over (truncated BPTT, as in char-rnn and
+PyTorch's word_language_model). `RandomWindowBatcher` serves non-overlapping windows in a
+seeded random order, each once per epoch; the state must then be reset for every batch.
+Both keep a cursor (epoch, batch) made of plain ints so a resumed run continues at the same batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _check_positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _too_short(num_tokens: int, batch_size: int, seq_len: int) -> ValueError:
+    return ValueError(
+        f"the ids hold {num_tokens} tokens, but one batch of batch_size={batch_size} x "
+        f"seq_len={seq_len} needs at least {batch_size * seq_len + 1} "
+        f"(batch_size * seq_len + 1 for the shifted targets); lower batch_size or seq_len, "
+        f"or use more text"
+    )
+
+
+def clamp_batch_size(num_tokens: int, batch_size: int, seq_len: int) -> int:
+    """The largest batch size <= ``batch_size`` that fits one batch into ``num_tokens`` ids.
+
+    Meant for a small validation split: ``StreamBatcher(val.ids, clamp_batch_size(
+    val.num_tokens, batch_size, seq_len), seq_len)`` instead of failing.
+
+    Raises:
+        ValueError: not even one window of ``seq_len + 1`` tokens fits.
+    """
+    batch_size = _check_positive("batch_size", batch_size)
+    seq_len = _check_positive("seq_len", seq_len)
+    fitting = (num_tokens - 1) // seq_len
+    if fitting < 1:
+        raise _too_short(num_tokens, 1, seq_len)
+    return min(batch_size, fitting)
+
+
+class _CursorBatcher(ABC):
+    """Shared checks, cursor and iteration; subclasses choose the windows of each batch."""
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        batch_size: int,
+        seq_len: int,
+        device: torch.device | str | None,
+    ) -> None:
+        if not isinstance(ids, np.ndarray) or ids.ndim != 1:
+            raise TypeError(f"ids must be a 1-D numpy array, got {type(ids).__name__}")
+        if ids.dtype.kind not in "ui":
+            raise TypeError(f"ids must hold integers, got dtype {ids.dtype}")
+        self.ids = ids
+        self.batch_size = _check_positive("batch_size", batch_size)
+        self.seq_len = _check_positive("seq_len", seq_len)
+        self.num_tokens = len(ids)
+        if self.num_tokens == 0:
+            raise ValueError("the ids are empty: the corpus has no tokens")
+        if self.num_tokens < self.batch_size * self.seq_len + 1:
+            raise _too_short(self.num_tokens, self.batch_size, self.seq_len)
+        self.device = None if device is None else torch.device(device)
+        self.epoch = 0
+        self.batch = 0  # index within the epoch of the next batch to serve
+
+    @property
+    @abstractmethod
+    def batches_per_epoch(self) -> int:
+        """Number of batches in one epoch."""
+
+    @abstractmethod
+    def _windows(self, epoch: int, index: int) -> np.ndarray:
+        """Rows of ``seq_len + 1`` consecutive ids for batch ``index`` of ``epoch``."""
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def get_batch(self, index: int, epoch: int | None = None) -> Batch:
+        """Batch ``index`` of ``epoch`` (default: the current one) without moving the cursor.
+
+        Returns:
+            ``(x, y)``, int64 tensors of shape (B, T); ``y[:, t] == x[:, t + 1]`` within a row.
+        """
+        if not 0 <= index < self.batches_per_epoch:
+            raise IndexError(f"batch index {index} out of range [0, {self.batches_per_epoch})")
+        windows = torch.from_numpy(self._windows(self.epoch if epoch is None else epoch, index))
+        windows = windows.to(torch.int64)
+        x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
+        if self.device is not None:
+            x, y = x.to(self.device), y.to(self.device)
+        return x, y
+
+    def _next(self) -> Batch:
+        batch = self.get_batch(self.batch)
+        self.batch += 1
+        if self.batch == self.batches_per_epoch:
+            self.epoch, self.batch = self.epoch + 1, 0
+        return batch
+
+    def __iter__(self) -> Iterator[Batch]:
+        """Batches from the cursor on, across epochs, without end (``self.epoch`` counts)."""
+        while True:
+            yield self._next()
+
+    def iter_epoch(self) -> Iterator[Batch]:
+        """The remaining batches of the current epoch (all of it when the cursor is at 0)."""
+        epoch = self.epoch
+        while self.epoch == epoch:
+            yield self._next()
+
+    def state_dict(self) -> dict[str, int]:
+        """The cursor and the sizes it is valid for; plain ints (safe for ``weights_only``)."""
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "num_tokens": self.num_tokens,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Restore a cursor from `state_dict`; the next batch is the one that came next then.
+
+        Raises:
+            ValueError: a key is missing, or the sizes differ from this batcher's.
+        """
+        expected = self.state_dict()
+        missing = sorted(set(expected) - set(state))
+        if missing:
+            raise ValueError(f"batcher state lacks {', '.join(missing)}")
+        for key in expected.keys() - {"epoch", "batch"}:
+            if int(state[key]) != expected[key]:
+                raise ValueError(
+                    f"batcher state was saved with {key}={state[key]}, but this batcher has "
+                    f"{key}={expected[key]}"
+                )
+        epoch, batch = int(state["epoch"]), int(state["batch"])
+        if epoch < 0 or not 0 <= batch < self.batches_per_epoch:
+            raise ValueError(f"batcher state has an invalid cursor epoch={epoch}, batch={batch}")
+        self.epoch, self.batch = epoch, batch
+
+
+class StreamBatcher(_CursorBatcher):
+    """Truncated-BPTT batches: B contiguous streams, consecutive batches continue each stream.
+
+    The ids are cut into ``batch_size`` streams of ``(num_tokens - 1) // batch_size`` tokens;
+    batch k holds tokens ``[k*T, (k+1)*T)`` of every stream (a trailing partial window is
+    dropped), so carry the hidden state from batch k to k+1 (detached) and reset it at the
+    start of an epoch (``batcher.batch == 0`` before taking the batch).
+
+    Args:
+        ids: 1-D integer array (e.g. ``corpus.train.ids``, a memory map).
+        batch_size: B, parallel streams.
+        seq_len: T, time steps per batch.
+        device: where batches go (None: CPU tensors).
+
+    Raises:
+        ValueError: ``batch_size``/``seq_len`` < 1, or fewer than ``B*T + 1`` tokens.
+
+    Example:
+        >>> batcher = StreamBatcher(np.arange(100, dtype=np.uint8), batch_size=2, seq_len=4)
+        >>> x, y = next(iter(batcher))
+        >>> x.tolist(), y.tolist()
+        ([[0, 1, 2, 3], [49, 50, 51, 52]], [[1, 2, 3, 4], [50, 51, 52, 53]])
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        batch_size: int,
+        seq_len: int,
+        *,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(ids, batch_size, seq_len, device)
+        self.stream_len = (self.num_tokens - 1) // self.batch_size
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.stream_len // self.seq_len
+
+    def _windows(self, epoch: int, index: int) -> np.ndarray:
+        offset = index * self.seq_len
+        starts = range(offset, self.batch_size * self.stream_len, self.stream_len)
+        return np.stack([self.ids[s : s + self.seq_len + 1] for s in starts])
+
+
+class RandomWindowBatcher(_CursorBatcher):
+    """Shuffled batches of non-overlapping windows; each window exactly once per epoch.
+
+    Window w covers tokens ``[w*T, w*T + T]``; epoch e visits the windows in the order of a
+    permutation seeded by ``(seed, e)``, so a restored cursor reproduces the same batches. The
+    last batch of an epoch has fewer rows when the windows do not divide evenly (unless
+    ``drop_last``): size the state from ``x.size(0)``. Reset the state for every batch.
+
+    Args:
+        ids: 1-D integer array.
+        batch_size: B, windows per batch.
+        seq_len: T, tokens per window.
+        seed: shuffling seed.
+        drop_last: skip the incomplete last batch of each epoch.
+        device: where batches go (None: CPU tensors).
+
+    Raises:
+        ValueError: ``batch_size``/``seq_len`` < 1, or fewer than ``B*T + 1`` tokens.
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        batch_size: int,
+        seq_len: int,
+        *,
+        seed: int,
+        drop_last: bool = False,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(ids, batch_size, seq_len, device)
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self.num_windows = (self.num_tokens - 1) // self.seq_len
+        self._order: tuple[int, np.ndarray] | None = None
+
+    @property
+    def batches_per_epoch(self) -> int:
+        if self.drop_last:
+            return self.num_windows // self.batch_size
+        return -(-self.num_windows // self.batch_size)
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if self._order is None or self._order[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._order = (epoch, rng.permutation(self.num_windows))
+        return self._order[1]
+
+    def _windows(self, epoch: int, index: int) -> np.ndarray:
+        rows = self._permutation(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        span = self.seq_len + 1
+        return np.stack([self.ids[w * self.seq_len : w * self.seq_len + span] for w in rows])
+
+    def state_dict(self) -> dict[str, int]:
+        """The cursor, sizes and seed; plain ints."""
+        return {**super().state_dict(), "seed": self.seed, "drop_last": int(self.drop_last)}

@@ -1,0 +1,274 @@
+"""Reading corpus text: paths and bundled corpus names -> UTF-8 byte ranges -> text chunks.
+
+This is the first half of the data pipeline (`textgen.data` encodes what it reads). Sources are
+files (``.gz`` decompressed transparently), folders (searched recursively) or bundled corpus
+names. All sources form one byte stream, read a few MiB at a time so a corpus never sits in
+memory; a ``"\\n"`` is inserted after a file that does not end with one, so the last word of a
+file never merges with the first word of the next. Positions are byte offsets in that stream.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import gzip
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from textgen.datasets import available_corpora, corpus_path, is_corpus_name
+
+READ_SIZE = 1 << 22  # bytes per read: large enough for speed, small enough for memory
+SourceLike = str | Path
+_ERRORS = ("strict", "replace")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of the byte stream: a file (maybe gzip) or a literal separator."""
+
+    name: str
+    path: Path | None = None
+    literal: bytes = b""
+
+    @property
+    def compressed(self) -> bool:
+        return self.path is not None and self.path.suffix == ".gz"
+
+
+@dataclass(frozen=True)
+class SourceStream:
+    """Segments with their decoded sizes; ``digest`` hashes the whole byte stream."""
+
+    segments: list[Segment]
+    sizes: list[int]
+    digest: str
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.segments if s.path is not None]
+
+
+def resolve_sources(
+    sources: SourceLike | Sequence[SourceLike], pattern: str = "*.txt"
+) -> list[Segment]:
+    """Files named by ``sources``: paths, folders (recursively ``pattern`` and ``pattern + ".gz"``,
+    sorted), or bundled corpus names such as ``"shakespeare"``.
+
+    Raises:
+        FileNotFoundError: a path does not exist and is not a bundled corpus name.
+        ValueError: no sources, or a folder holds no matching file.
+    """
+    items = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    if not items:
+        raise ValueError("sources is empty; give a file, a folder or a bundled corpus name")
+    segments: list[Segment] = []
+    for item in items:
+        if not isinstance(item, (str, Path)):
+            raise TypeError(f"a source must be a str or Path, got {type(item).__name__}")
+        path = Path(item)
+        if isinstance(item, str) and not path.exists() and is_corpus_name(item):
+            segments.append(Segment(name=f"corpus {item!r}", path=corpus_path(item)))
+        elif path.is_dir():
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and (fnmatch.fnmatch(p.name, pattern) or fnmatch.fnmatch(p.name, pattern + ".gz"))
+            )
+            if not files:
+                raise ValueError(f"folder {path} holds no files matching {pattern!r}")
+            segments.extend(Segment(name=str(p), path=p) for p in files)
+        elif path.is_file():
+            segments.append(Segment(name=str(path), path=path))
+        else:
+            raise FileNotFoundError(
+                f"source {str(item)!r} does not exist (not a file, a folder or a bundled corpus;"
+                f" bundled corpora: {', '.join(available_corpora())})"
+            )
+    return segments
+
+
+def _open(segment: Segment) -> BinaryIO:
+    assert segment.path is not None
+    if segment.compressed:
+        return gzip.open(segment.path, "rb")  # type: ignore[return-value]
+    return segment.path.open("rb")
+
+
+def _iter_raw(segment: Segment, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """Decoded (decompressed) bytes ``[start, end)`` of one segment, in blocks."""
+    if segment.path is None:
+        yield segment.literal[start:end]
+        return
+    with _open(segment) as handle:
+        if start:
+            handle.seek(start)  # gzip emulates this by reading forward
+        position = start
+        while end is None or position < end:
+            size = READ_SIZE if end is None else min(READ_SIZE, end - position)
+            block = handle.read(size)
+            if not block:
+                return
+            position += len(block)
+            yield block
+
+
+def _decode(segment: Segment, blocks: Iterable[bytes], start: int, errors: str) -> Iterator[str]:
+    """Text of ``blocks`` (segment bytes from offset ``start``); bad UTF-8 names file + offset."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors)
+    consumed = start  # stream offset of the bytes fed so far
+    for block in _with_end(blocks):
+        # An error's start counts from the decoder's pending bytes, which precede this block.
+        base = consumed - len(decoder.getstate()[0])
+        try:
+            text = decoder.decode(block, final=not block)
+        except UnicodeDecodeError as error:
+            where = " of the decompressed data" if segment.compressed else ""
+            raise ValueError(
+                f"{segment.name}: invalid UTF-8 at byte offset {base + error.start}{where} "
+                f"({error.reason}); pass errors='replace' to replace bad bytes"
+            ) from None
+        consumed += len(block)
+        if text:
+            yield text
+
+
+def _with_end(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """``blocks`` (all non-empty) followed by one empty block that flushes the decoder."""
+    for block in blocks:
+        if block:
+            yield block
+    yield b""
+
+
+def scan(segments: list[Segment], errors: str = "strict") -> SourceStream:
+    """Sizes and content hash of the stream; with ``errors="strict"`` also checks the UTF-8.
+
+    Raises:
+        ValueError: invalid UTF-8 (strict), naming the file and the byte offset.
+    """
+    if errors not in _ERRORS:
+        raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
+    digest = hashlib.blake2b(digest_size=20)
+    stream: list[Segment] = []
+    sizes: list[int] = []
+    for index, segment in enumerate(segments):
+        size = 0
+        last = b""
+
+        def blocks(segment: Segment = segment) -> Iterator[bytes]:
+            nonlocal size, last
+            for block in _iter_raw(segment):
+                digest.update(block)
+                size += len(block)
+                last = block[-1:]
+                yield block
+
+        if errors == "strict":
+            for _ in _decode(segment, blocks(), 0, errors):
+                pass
+        else:
+            for _ in blocks():
+                pass
+        stream.append(segment)
+        sizes.append(size)
+        if size and last != b"\n" and index < len(segments) - 1:
+            stream.append(Segment(name="separator", literal=b"\n"))
+            sizes.append(1)
+            digest.update(b"\n")
+        digest.update(b"\0")  # file boundaries are part of the content
+    return SourceStream(stream, sizes, digest.hexdigest())
+
+
+def _pieces(stream: SourceStream, start: int, end: int) -> Iterator[tuple[Segment, int, int]]:
+    """(segment, local start, local end) for the segments overlapping ``[start, end)``."""
+    offset = 0
+    for segment, size in zip(stream.segments, stream.sizes, strict=True):
+        lo, hi = max(start, offset), min(end, offset + size)
+        if lo < hi:
+            yield segment, lo - offset, hi - offset
+        offset += size
+
+
+def read_bytes(stream: SourceStream, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of the stream (for small ranges)."""
+    return b"".join(
+        block
+        for segment, lo, hi in _pieces(stream, start, end)
+        for block in _iter_raw(segment, lo, hi)
+    )
+
+
+def read_text(stream: SourceStream, start: int, end: int, errors: str) -> Iterator[str]:
+    """Text of bytes ``[start, end)`` (both at character boundaries), in blocks."""
+    for segment, lo, hi in _pieces(stream, start, end):
+        yield from _decode(segment, _iter_raw(segment, lo, hi), lo, errors)
+
+
+def split_point(stream: SourceStream, val_fraction: float) -> int:
+    """Byte offset where validation starts: ``(1 - val_fraction)`` of the stream, moved just past
+    the next newline when one is near, else to the next character boundary."""
+    total = stream.num_bytes
+    target = int(total * (1.0 - val_fraction))
+    window = min(1 << 16, max((total - target) // 2, 1))
+    data = read_bytes(stream, target, min(target + window, total))
+    newline = data.find(b"\n")
+    if newline >= 0:
+        return target + newline + 1
+    skip = 0
+    while skip < len(data) and 0x80 <= data[skip] < 0xC0:  # UTF-8 continuation bytes
+        skip += 1
+    return target + skip
+
+
+# Safe places to cut text between two encode calls: just after a lone "\n" between non-space
+# characters, else just before a lone space between non-space characters. No word, whitespace
+# run or GPT-2 style pre-token spans such a cut, so encoding chunk by chunk equals encoding
+# the whole text.
+_NEWLINE_CUT = re.compile(r"\S\n(?=\S)")
+_SPACE_CUT = re.compile(r"\S(?= \S)")
+_MAX_CARRY = 64 << 20
+
+
+def _last_cut(text: str) -> int:
+    """Offset of the last safe cut in ``text`` (0: none), looking at its tail first."""
+    for start in (max(len(text) - (1 << 16), 0), 0):
+        for pattern in (_NEWLINE_CUT, _SPACE_CUT):
+            cut = 0
+            for match in pattern.finditer(text, start):
+                cut = match.end()
+            if cut:
+                return cut
+    return 0
+
+
+def text_chunks(pieces: Iterable[str], chunk_chars: int | None = None) -> Iterator[str]:
+    """Re-cut text ``pieces`` into chunks of about ``chunk_chars`` at safe token boundaries.
+
+    Text with no safe cut at all is cut anyway once more than 64 Mi characters pile up.
+    """
+    chunk_chars = READ_SIZE if chunk_chars is None else chunk_chars
+    buffer: list[str] = []
+    buffered = 0
+    for piece in pieces:
+        buffer.append(piece)
+        buffered += len(piece)
+        if buffered < chunk_chars:
+            continue
+        text = "".join(buffer)
+        cut = _last_cut(text) or (len(text) if len(text) > _MAX_CARRY else 0)
+        if cut:
+            yield text[:cut]
+            text = text[cut:]
+        buffer, buffered = [text], len(text)
+    text = "".join(buffer)
+    if text:
+        yield text
