@@ -10,6 +10,8 @@ Prints, measured side by side in one run (medians of repeats):
      >= 10x); the sequential figure is measured on --sequential-runs calls and scaled to 64.
 
 Run: PYTHONPATH=src python benchmarks/bench_sampler.py [--device cpu] [--quick]
+(On a small shared VM, OMP_NUM_THREADS=1 gives far steadier per-token timings: with 2 threads
+the tiny per-step matmuls stall on thread hand-offs and single runs vary by 5-10x.)
 """
 
 from __future__ import annotations
