@@ -29,7 +29,9 @@ def model_and_tokenizer():
 
 def test_round_trip_gives_identical_logits_and_tokenizer(tmp_path, model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    path = save_checkpoint(tmp_path / "m.pt", model=model, tokenizer=tokenizer, metadata={"step": 3})
+    path = save_checkpoint(
+        tmp_path / "m.pt", model=model, tokenizer=tokenizer, metadata={"step": 3}
+    )
     checkpoint = load_checkpoint(path)
     restored = checkpoint.build_model()
     ids = torch.tensor([tokenizer.encode("to be or")])
@@ -114,8 +116,12 @@ def test_non_finite_weights_are_never_saved_and_old_file_survives(tmp_path, mode
 
 def test_checkpoint_is_a_plain_torch_zip_with_cpu_tensors(tmp_path, model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    path = save_checkpoint(tmp_path / "m.pt", model=model, tokenizer=tokenizer,
-                           train_state={"hidden": (torch.zeros(2, 1, 16),), "step": 1})
+    path = save_checkpoint(
+        tmp_path / "m.pt",
+        model=model,
+        tokenizer=tokenizer,
+        train_state={"hidden": (torch.zeros(2, 1, 16),), "step": 1},
+    )
     assert zipfile.is_zipfile(path)
     payload = torch.load(io.BytesIO(path.read_bytes()), weights_only=True)
     assert all(t.device.type == "cpu" for t in payload["model_state"].values())

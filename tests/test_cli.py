@@ -7,8 +7,23 @@ import pytest
 from textgen.cli import main
 
 TEXT = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n" * 30
-TINY = ["--embed-dim", "8", "--hidden-size", "16", "--num-layers", "1", "--batch-size", "4",
-        "--seq-len", "16", "--eval-every", "5", "--device", "cpu", "--quiet"]
+TINY = [
+    "--embed-dim",
+    "8",
+    "--hidden-size",
+    "16",
+    "--num-layers",
+    "1",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "16",
+    "--eval-every",
+    "5",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -35,28 +50,61 @@ def test_train_resume_generate_evaluate_info(tmp_path, text_file, cache, capsys)
     assert code == 0, err
     assert {"best.pt", "last.pt", "metrics.jsonl"} <= {p.name for p in out.iterdir()}
 
-    code, _, err = run(["train", text_file, "--out", out, "--max-steps", "12", "--resume", *TINY],
-                       capsys)
+    code, _, err = run(
+        ["train", text_file, "--out", out, "--max-steps", "12", "--resume", *TINY], capsys
+    )
     assert code == 0, err
     code, out_text, _ = run(["info", out, "--json"], capsys)
     info = json.loads(out_text)
     assert code == 0 and info["step"] == 12 and info["tokenizer"] == "char"
     assert info["parameters"] > 0 and info["vocab_size"] > 10
 
-    code, text, err = run(["generate", out, "--prompt", "Thou", "--max-new-tokens", "20",
-                           "--seed", "1", "--output", tmp_path / "sample.txt"], capsys)
+    code, text, err = run(
+        [
+            "generate",
+            out,
+            "--prompt",
+            "Thou",
+            "--max-new-tokens",
+            "20",
+            "--seed",
+            "1",
+            "--output",
+            tmp_path / "sample.txt",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert text.startswith("Thou")
     assert (tmp_path / "sample.txt").read_text(encoding="utf-8").startswith("Thou")
-    code, again, _ = run(["generate", out / "last.pt", "--prompt", "Thou", "--max-new-tokens",
-                          "20", "--seed", "1"], capsys)
+    code, _again, _ = run(
+        ["generate", out / "last.pt", "--prompt", "Thou", "--max-new-tokens", "20", "--seed", "1"],
+        capsys,
+    )
     assert code == 0
-    code, best, _ = run(["generate", out / "best.pt", "--prompt", "Thou", "--max-new-tokens",
-                         "20", "--seed", "1"], capsys)
+    code, best, _ = run(
+        ["generate", out / "best.pt", "--prompt", "Thou", "--max-new-tokens", "20", "--seed", "1"],
+        capsys,
+    )
     assert best == text  # the folder means best.pt; same seed, same text
 
-    code, text, _ = run(["generate", out, "--num-samples", "3", "--max-new-tokens", "10",
-                         "--seed", "2", "--top-k", "5", "--top-p", "0.9"], capsys)
+    code, text, _ = run(
+        [
+            "generate",
+            out,
+            "--num-samples",
+            "3",
+            "--max-new-tokens",
+            "10",
+            "--seed",
+            "2",
+            "--top-k",
+            "5",
+            "--top-p",
+            "0.9",
+        ],
+        capsys,
+    )
     assert code == 0 and text.count("=== sample") == 3
 
     code, text, err = run(["evaluate", out, text_file, "--json"], capsys)
@@ -73,8 +121,21 @@ def test_train_resume_generate_evaluate_info(tmp_path, text_file, cache, capsys)
         (["generate", "missing-run"], "does not exist"),
         (["evaluate", "missing-run", "x.txt"], "does not exist"),
         (["train", "no-such-file.txt", "--out", "{tmp}/r", "--quiet"], "no-such-file.txt"),
-        (["train", "--out", "{tmp}/r", "--precision", "fp16", "--device", "cpu", "--quiet",
-          "--max-steps", "1"], "fp16"),
+        (
+            [
+                "train",
+                "--out",
+                "{tmp}/r",
+                "--precision",
+                "fp16",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--max-steps",
+                "1",
+            ],
+            "fp16",
+        ),
         (["train", "--out", "{tmp}/r", "--batch-size", "0", "--quiet"], "batch_size"),
     ],
 )
@@ -102,8 +163,9 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path, text_file, cache, c
 
 
 def test_python_dash_m_and_help_work():
-    done = subprocess.run([sys.executable, "-m", "textgen", "--help"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "textgen", "--help"], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0
     for command in ("train", "generate", "evaluate", "info"):
         assert command in done.stdout

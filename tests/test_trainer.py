@@ -7,7 +7,7 @@ import torch
 from textgen.checkpoint import load_checkpoint
 from textgen.data import prepare_corpus
 from textgen.model import LSTMLanguageModel, ModelConfig
-from textgen.trainer import Callback, Trainer, TrainConfig, TrainingDivergedError
+from textgen.trainer import Callback, TrainConfig, Trainer, TrainingDivergedError
 
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 40
 
@@ -55,21 +55,32 @@ def read_metrics(run):
 
 def test_loss_falls_and_run_folder_is_complete(tmp_path, corpus):
     model = small_model(corpus)
-    trainer = Trainer(model, corpus, config(tmp_path, max_steps=60, log_every=1))
+    trainer = Trainer(
+        model, corpus, config(tmp_path, max_steps=150, eval_every=25, lr=2e-2, log_every=1)
+    )
     result = trainer.fit()
     run = tmp_path / "run"
     assert {"best.pt", "last.pt", "metrics.jsonl"} <= {p.name for p in run.iterdir()}
     records = read_metrics(run)
     train = [r for r in records if "train_loss" in r]
     val = [r for r in records if "val_loss" in r]
-    assert len(train) == 60 and len(val) == 6
+    assert len(train) == 150 and len(val) == 6
     assert train[-1]["train_loss"] < 0.5 * math.log(corpus.tokenizer.vocab_size)
     assert val[-1]["val_loss"] < val[0]["val_loss"]
-    for key in ("step", "epoch", "elapsed", "train_bpc", "lr", "grad_norm", "clipped",
-                "clip_events", "tokens_per_s"):
+    for key in (
+        "step",
+        "epoch",
+        "elapsed",
+        "train_bpc",
+        "lr",
+        "grad_norm",
+        "clipped",
+        "clip_events",
+        "tokens_per_s",
+    ):
         assert key in train[0]
     assert "val_bpc" in val[0] and "val_perplexity" in val[0]
-    assert result.step == 60 and result.stopped_by == "max_steps"
+    assert result.step == 150 and result.stopped_by == "max_steps"
     assert result.best_val_loss == pytest.approx(min(r["val_loss"] for r in val))
 
 
@@ -99,18 +110,24 @@ def test_stop_and_resume_is_bitwise_identical(tmp_path, corpus, batching):
     straight = Trainer(small_model(corpus, dropout=0.3), corpus, config(tmp_path / "a", **steps))
     straight.fit()
 
-    first = Trainer(small_model(corpus, dropout=0.3), corpus, config(tmp_path / "b", **steps),
-                    callbacks=[StopAt(13)])
+    first = Trainer(
+        small_model(corpus, dropout=0.3),
+        corpus,
+        config(tmp_path / "b", **steps),
+        callbacks=[StopAt(13)],
+    )
     assert first.fit().stopped_by == "callback"
     assert load_checkpoint(tmp_path / "b" / "run" / "last.pt").metadata["step"] == 13
     # A fresh process would start from different random weights and RNG states:
     torch.manual_seed(1234)
-    resumed = Trainer(small_model(corpus, dropout=0.3, seed=99), corpus,
-                      config(tmp_path / "b", **steps))
+    resumed = Trainer(
+        small_model(corpus, dropout=0.3, seed=99), corpus, config(tmp_path / "b", **steps)
+    )
     result = resumed.fit(resume=True)
     assert result.step == 24
-    for (name, a), (_, b) in zip(straight.model.state_dict().items(),
-                                 resumed.model.state_dict().items(), strict=True):
+    for (name, a), (_, b) in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 
@@ -124,13 +141,18 @@ def test_nan_is_rolled_back_and_never_saved(tmp_path, corpus):
                 with torch.no_grad():
                     trainer.model.embedding.weight.fill_(float("nan"))
 
-    trainer = Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=12, eval_every=4),
-                      callbacks=[PoisonOnce()])
+    trainer = Trainer(
+        small_model(corpus),
+        corpus,
+        config(tmp_path, max_steps=12, eval_every=4),
+        callbacks=[PoisonOnce()],
+    )
     # Step 4 saved the good state; the poisoned weights make step 6 produce NaN -> rollback.
     result = trainer.fit()
     assert result.step == 12
     skipped = [r for r in read_metrics(tmp_path / "run") if r.get("skipped")]
-    assert len(skipped) == 1 and trainer.lr_scale == 0.5
+    assert len(skipped) == 1
+    assert trainer.scheduler.base_lrs[0] == pytest.approx(0.5 * trainer.config.lr)
     for name in ("best.pt", "last.pt"):
         state = load_checkpoint(tmp_path / "run" / name).model_state
         assert all(torch.isfinite(v).all() for v in state.values())
@@ -142,8 +164,9 @@ def test_persistent_nan_stops_with_a_clear_error(tmp_path, corpus):
             with torch.no_grad():
                 trainer.model.embedding.weight.fill_(float("inf"))
 
-    trainer = Trainer(small_model(corpus), corpus, config(tmp_path, max_nan_retries=2),
-                      callbacks=[PoisonAlways()])
+    trainer = Trainer(
+        small_model(corpus), corpus, config(tmp_path, max_nan_retries=2), callbacks=[PoisonAlways()]
+    )
     with pytest.raises(TrainingDivergedError, match="diverged"):
         trainer.fit()
 
@@ -178,8 +201,9 @@ def test_resume_without_last_checkpoint_is_an_error(tmp_path, corpus):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_fp16_trains_and_checkpoint_loads_on_cpu(tmp_path, corpus):
-    trainer = Trainer(small_model(corpus), corpus,
-                      config(tmp_path, device="cuda", precision="fp16", max_steps=10))
+    trainer = Trainer(
+        small_model(corpus), corpus, config(tmp_path, device="cuda", precision="fp16", max_steps=10)
+    )
     trainer.fit()
     model = load_checkpoint(tmp_path / "run").build_model("cpu")
     assert next(model.parameters()).device.type == "cpu"

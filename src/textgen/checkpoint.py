@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from textgen.model import LSTMLanguageModel, ModelConfig
 from textgen.tokenizer import Tokenizer, tokenizer_from_dict
 
 CHECKPOINT_FORMAT = "textgen-checkpoint"
@@ -53,12 +54,17 @@ class Checkpoint:
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
-    def build_model(self, device: str | torch.device | None = None) -> torch.nn.Module:
-        """A `LSTMLanguageModel` with these weights, in eval mode, on ``device`` (default CPU)."""
-        from textgen.model import LSTMLanguageModel, ModelConfig
+    def build_model(self, device: str | torch.device | None = None) -> LSTMLanguageModel:
+        """A `LSTMLanguageModel` with these weights, in eval mode, on ``device`` (default CPU).
 
-        model = LSTMLanguageModel(ModelConfig(**self.model_config))
-        model.load_state_dict(self.model_state)
+        Raises:
+            CheckpointError: the stored config or weights do not fit the model class.
+        """
+        try:
+            model = LSTMLanguageModel(ModelConfig(**self.model_config))
+            model.load_state_dict(self.model_state)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"{self.path}: cannot rebuild the model: {error}") from None
         model.eval()
         if device is not None:
             model.to(device)
@@ -106,7 +112,9 @@ def save_checkpoint(
 
     path = Path(path)
     model_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    bad = [k for k, v in model_state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = [
+        k for k, v in model_state.items() if v.is_floating_point() and not torch.isfinite(v).all()
+    ]
     if bad:
         raise CheckpointError(
             f"refusing to write {path}: non-finite values in {', '.join(bad[:5])}"
@@ -154,7 +162,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} is not a safe textgen checkpoint (it holds objects other than tensors "
             f"and plain values, so it was refused without running them): {_first_line(error)}"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:  # torch raises many kinds on damaged files (KeyError, ...)
         raise CheckpointError(
             f"{path} could not be read as a checkpoint (truncated or not a torch file): "
             f"{_first_line(error)}"

@@ -1,21 +1,478 @@
-"""The ``textgen`` command line (argparse front end). Subcommands arrive with the Trainer."""
+"""The ``textgen`` command line: ``train``, ``generate``, ``evaluate`` and ``info``.
+
+A thin argparse front end: every flag maps one-to-one onto a field of `ModelConfig`,
+`TrainConfig` or `SampleConfig` (``--hidden-size`` <-> ``hidden_size``). Errors in what the user
+gave (a missing file, a bad value, an unreadable checkpoint) become one line on stderr and a
+non-zero exit; real bugs keep their tracebacks.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from textgen import __version__
 
+EXIT_USER_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``textgen`` script and ``python -m textgen``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    from textgen.checkpoint import CheckpointError
+    from textgen.trainer import TrainingDivergedError
+
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("textgen: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (
+        ValueError,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        CheckpointError,
+        TrainingDivergedError,
+    ) as error:
+        print(f"textgen {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="textgen", description=__doc__)
+    """The full parser (also used by the docs test that checks the CLI reference)."""
+    parser = argparse.ArgumentParser(
+        prog="textgen",
+        description="Train and sample recurrent text-generation models.",
+    )
     parser.add_argument("--version", action="version", version=f"textgen {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(commands)
+    _add_generate(commands)
+    _add_evaluate(commands)
+    _add_info(commands)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    parser.parse_args(sys.argv[1:] if argv is None else argv)
-    parser.print_help()
+# ---------------------------------------------------------------------------------- train
+def _add_train(commands: Any) -> None:
+    p = commands.add_parser(
+        "train",
+        help="train a model on text files (default: the bundled Shakespeare corpus)",
+        description="Train a model. With no DATA it trains on the bundled Shakespeare corpus.",
+    )
+    p.set_defaults(handler=_train)
+    p.add_argument(
+        "data",
+        nargs="*",
+        metavar="DATA",
+        help="text files, folders (searched for *.txt) or a bundled corpus name",
+    )
+    p.add_argument(
+        "--out",
+        default="runs/textgen",
+        metavar="DIR",
+        help="run folder for best.pt, last.pt and metrics.jsonl (default: %(default)s)",
+    )
+    g = p.add_argument_group("data and tokenizer")
+    g.add_argument("--tokenizer", choices=("char", "word", "bpe"), default="char")
+    g.add_argument(
+        "--vocab-size",
+        type=int,
+        default=2048,
+        help="target vocabulary size for --tokenizer bpe (default: %(default)s)",
+    )
+    g.add_argument(
+        "--min-freq",
+        type=int,
+        default=1,
+        help="minimum count for a word (word) or a merge (bpe) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--unknown",
+        choices=("error", "unk"),
+        default="error",
+        help="characters outside a char vocabulary: a clear error, or an <unk> token "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.05,
+        help="fraction of the text, from its end, kept for validation (default: %(default)s)",
+    )
+    g.add_argument(
+        "--val-file",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="explicit validation file(s) instead of --val-fraction",
+    )
+    g.add_argument(
+        "--encoding-errors",
+        choices=("strict", "replace"),
+        default="strict",
+        help="what to do with bytes that are not UTF-8 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where encoded token ids are cached (default: $TEXTGEN_CACHE or ~/.cache/textgen)",
+    )
+    g.add_argument(
+        "--batching",
+        choices=("stream", "random"),
+        default="stream",
+        help="contiguous streams with carried state, or shuffled windows (default: %(default)s)",
+    )
+    m = p.add_argument_group("model")
+    m.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    m.add_argument("--embed-dim", type=int, default=128)
+    m.add_argument("--hidden-size", type=int, default=384)
+    m.add_argument("--num-layers", type=int, default=2)
+    m.add_argument("--dropout", type=float, default=0.1)
+    m.add_argument("--embed-dropout", type=float, default=0.0)
+    m.add_argument(
+        "--locked-dropout",
+        action="store_true",
+        help="one dropout mask per sequence (variational dropout)",
+    )
+    m.add_argument("--tie-weights", action="store_true")
+    m.add_argument("--residual", action="store_true")
+    o = p.add_argument_group("optimization")
+    o.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default="adamw")
+    o.add_argument("--lr", type=float, default=4e-3)
+    o.add_argument("--weight-decay", type=float, default=0.01)
+    o.add_argument("--momentum", type=float, default=0.9, help="for sgd and rmsprop")
+    o.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
+    o.add_argument("--l1", type=float, default=0.0, help="L1 penalty coefficient")
+    o.add_argument("--clip-norm", type=float, default=1.0, help="0 disables (default: %(default)s)")
+    o.add_argument("--clip-value", type=float, default=None)
+    o.add_argument(
+        "--schedule", choices=("constant", "cosine", "step", "plateau"), default="cosine"
+    )
+    o.add_argument("--warmup-steps", type=int, default=50)
+    o.add_argument("--batch-size", type=int, default=32)
+    o.add_argument("--seq-len", type=int, default=128)
+    o.add_argument("--grad-accum-steps", type=int, default=1)
+    r = p.add_argument_group("run")
+    r.add_argument("--epochs", type=int, default=None)
+    r.add_argument("--max-steps", type=int, default=2000)
+    r.add_argument("--max-time", type=float, default=None, metavar="SECONDS")
+    r.add_argument("--eval-every", type=int, default=250)
+    r.add_argument("--sample-every", type=int, default=0, help="print a sample every N steps")
+    r.add_argument("--early-stopping-patience", type=int, default=None)
+    r.add_argument("--keep-last", type=int, default=0, help="also keep the last N step checkpoints")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    r.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    r.add_argument("--seed", type=int, default=1337)
+    r.add_argument("--resume", action="store_true", help="continue from DIR/last.pt exactly")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from textgen.checkpoint import load_checkpoint
+    from textgen.data import prepare_corpus
+    from textgen.model import LSTMLanguageModel, ModelConfig
+    from textgen.tokenizer import build_tokenizer
+    from textgen.trainer import TrainConfig, Trainer
+
+    out = Path(args.out)
+    sources = args.data or ["shakespeare"]
+    if args.resume:
+        checkpoint = load_checkpoint(out / "last.pt")
+        tokenizer = checkpoint.tokenizer
+        model_config = ModelConfig(**checkpoint.model_config)
+    else:
+        if (out / "last.pt").exists():
+            raise ValueError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        options: dict[str, Any] = {}
+        if args.tokenizer == "bpe":
+            options = {"vocab_size": args.vocab_size, "min_frequency": max(2, args.min_freq)}
+        elif args.tokenizer == "word":
+            options = {"min_freq": args.min_freq}
+        else:
+            options = {"unknown": args.unknown}
+        tokenizer = build_tokenizer(args.tokenizer, **options)
+    corpus = prepare_corpus(
+        sources,
+        tokenizer,
+        val_fraction=0.0 if args.val_file else args.val_fraction,
+        val_sources=args.val_file,
+        cache_dir=args.cache_dir,
+        errors=args.encoding_errors,
+    )
+    if not args.resume:
+        model_config = ModelConfig(
+            vocab_size=corpus.tokenizer.vocab_size,
+            embed_dim=args.embed_dim,
+            hidden_size=args.hidden_size,
+            num_layers=args.num_layers,
+            dropout=args.dropout,
+            embed_dropout=args.embed_dropout,
+            locked_dropout=args.locked_dropout,
+            tie_weights=args.tie_weights,
+            cell=args.cell,
+            residual=args.residual,
+        )
+    config = TrainConfig(
+        out_dir=str(out),
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        batching=args.batching,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        max_time=args.max_time,
+        grad_accum_steps=args.grad_accum_steps,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        l1=args.l1,
+        clip_norm=args.clip_norm or None,
+        clip_value=args.clip_value,
+        schedule=args.schedule,
+        warmup_steps=args.warmup_steps,
+        eval_every=args.eval_every,
+        device=args.device,
+        precision=args.precision,
+        seed=args.seed,
+        progress=not args.quiet,
+        sample_every=args.sample_every,
+        early_stopping_patience=args.early_stopping_patience,
+        keep_last=args.keep_last,
+    )
+    model = LSTMLanguageModel(model_config)
+    if not args.quiet:
+        print(
+            f"training a {model_config.num_layers}-layer {model_config.cell.upper()} "
+            f"({model.num_parameters():,} parameters) on {corpus.train.num_tokens:,} "
+            f"{args.tokenizer if not args.resume else corpus.tokenizer.kind} tokens "
+            f"(vocabulary {corpus.tokenizer.vocab_size}); run folder {out}",
+            file=sys.stderr,
+        )
+    result = Trainer(model, corpus, config).fit(resume=args.resume)
+    summary = f"stopped at step {result.step} ({result.stopped_by})"
+    if result.best_val_loss is not None:
+        summary += f"; best validation loss {result.best_val_loss:.4f} nats/token"
+    print(f"{summary}; checkpoints in {out}", file=sys.stderr)
+    return EXIT_INTERRUPTED if result.stopped_by == "signal" else 0
+
+
+# ------------------------------------------------------------------------------- generate
+def _add_generate(commands: Any) -> None:
+    p = commands.add_parser(
+        "generate",
+        help="generate text from a trained model",
+        description="Generate text from a run folder or checkpoint file.",
+    )
+    p.set_defaults(handler=_generate)
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE")
+    p.add_argument("--prompt", default="", help="text to continue (default: empty)")
+    p.add_argument("--prompt-file", default=None, help="read the prompt from a file")
+    p.add_argument("--max-new-tokens", type=int, default=500)
+    p.add_argument("--min-new-tokens", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--min-p", type=float, default=None)
+    p.add_argument("--typical-p", type=float, default=None)
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--frequency-penalty", type=float, default=0.0)
+    p.add_argument("--presence-penalty", type=float, default=0.0)
+    p.add_argument("--no-repeat-ngram-size", type=int, default=0)
+    p.add_argument(
+        "--ban",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a string the output must never contain (repeatable)",
+    )
+    p.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="stop before this string (repeatable)",
+    )
+    p.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    p.add_argument("--num-beams", type=int, default=1, help="beam search with this width")
+    p.add_argument("--length-penalty", type=float, default=1.0)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--output", default=None, metavar="FILE", help="also write the text to FILE")
+    p.add_argument("--no-stream", action="store_true", help="print only when finished")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from textgen.checkpoint import load_checkpoint
+    from textgen.runtime import resolve_device
+    from textgen.sampler import SampleConfig, Sampler
+
+    prompt = args.prompt
+    if args.prompt_file:
+        prompt_path = Path(args.prompt_file)
+        if not prompt_path.is_file():
+            raise FileNotFoundError(f"prompt file {prompt_path} does not exist")
+        prompt = prompt_path.read_text(encoding="utf-8")
+    device = resolve_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = checkpoint.build_model(device)
+    config = SampleConfig(
+        max_new_tokens=args.max_new_tokens,
+        min_new_tokens=args.min_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        typical_p=args.typical_p,
+        repetition_penalty=args.repetition_penalty,
+        frequency_penalty=args.frequency_penalty,
+        presence_penalty=args.presence_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        bad_words=tuple(args.ban),
+        stop=tuple(args.stop),
+        greedy=args.greedy,
+        num_beams=args.num_beams,
+        length_penalty=args.length_penalty,
+        num_samples=args.num_samples,
+        seed=args.seed,
+    )
+    sampler = Sampler(model, checkpoint.tokenizer, device=device)
+    texts: list[str] = []
+    streaming = not args.no_stream and args.num_samples == 1 and args.num_beams == 1
+    if streaming:
+        pieces = [prompt]
+        sys.stdout.write(prompt)
+        for piece in sampler.stream(prompt, config):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+            pieces.append(piece)
+        sys.stdout.write("\n")
+        texts.append("".join(pieces))
+    else:
+        for i, sample in enumerate(sampler.generate(prompt, config)):
+            if args.num_samples > 1:
+                print(f"=== sample {i + 1} ===")
+            texts.append(prompt + sample.text)
+            print(texts[-1])
+    if args.output:
+        separator = "\n\n" if len(texts) > 1 else ""
+        Path(args.output).write_text(separator.join(texts), encoding="utf-8")
     return 0
+
+
+# ------------------------------------------------------------------------------- evaluate
+def _add_evaluate(commands: Any) -> None:
+    p = commands.add_parser(
+        "evaluate",
+        help="loss, perplexity and bits per character/byte of a model on text files",
+        description="Score text files with a model: nats/token, perplexity, bits per char and byte.",
+    )
+    p.set_defaults(handler=_evaluate)
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE")
+    p.add_argument("files", nargs="+", metavar="TEXT_FILE")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", default=None, help="where encoded token ids are cached")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from textgen.checkpoint import load_checkpoint
+    from textgen.data import prepare_corpus
+    from textgen.runtime import resolve_device
+    from textgen.trainer import evaluate_split
+
+    device = resolve_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = checkpoint.build_model(device)
+    # The whole text, encoded (and cached) with the model's own tokenizer: no split.
+    split = prepare_corpus(
+        args.files, checkpoint.tokenizer, val_fraction=0.0, cache_dir=args.cache_dir
+    ).train
+    metrics = evaluate_split(model, split, batch_size=args.batch_size, seq_len=args.seq_len)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"tokens          {metrics['tokens']:,}")
+        print(f"loss            {metrics['loss']:.4f} nats/token")
+        print(f"perplexity      {metrics['perplexity']:.3f}")
+        print(f"bits per token  {metrics['bits_per_token']:.4f}")
+        print(f"bits per char   {_fmt(metrics['bits_per_char'])}")
+        print(f"bits per byte   {_fmt(metrics['bits_per_byte'])}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- info
+def _add_info(commands: Any) -> None:
+    p = commands.add_parser(
+        "info",
+        help="describe a run folder or checkpoint",
+        description="Show config, parameter count, vocabulary and progress.",
+    )
+    p.set_defaults(handler=_info)
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _info(args: argparse.Namespace) -> int:
+    from textgen.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = checkpoint.build_model()
+    tokenizer = checkpoint.tokenizer
+    meta = checkpoint.metadata
+    info = {
+        "path": str(checkpoint.path),
+        "model_config": checkpoint.model_config,
+        "parameters": model.num_parameters(),
+        "tokenizer": tokenizer.kind,
+        "vocab_size": tokenizer.vocab_size,
+        "step": meta.get("step"),
+        "epoch": meta.get("epoch"),
+        "tokens_seen": meta.get("tokens_seen"),
+        "best_val_loss": meta.get("best_val_loss"),
+        "resumable": checkpoint.train_state is not None,
+        "train_config": meta.get("train_config"),
+    }
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"checkpoint      {info['path']}")
+    print(f"model           {_describe(checkpoint.model_config)}")
+    print(f"parameters      {info['parameters']:,}")
+    print(f"tokenizer       {tokenizer.kind}, vocabulary {tokenizer.vocab_size}")
+    print(
+        f"progress        step {info['step']}, epoch {info['epoch']}, "
+        f"{info['tokens_seen'] or 0:,} tokens seen"
+    )
+    best = info["best_val_loss"]
+    print(f"best val loss   {'n/a' if best is None else f'{best:.4f} nats/token'}")
+    print(f"resumable       {'yes' if info['resumable'] else 'no (weights only)'}")
+    return 0
+
+
+def _describe(config: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items())
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+__all__ = ["build_parser", "main"]

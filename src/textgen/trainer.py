@@ -64,7 +64,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr: float = 3e-3
     weight_decay: float = 0.01
-    momentum: float = 0.9
+    momentum: float = 0.9  # sgd and rmsprop only
     nesterov: bool = False
     l1: float = 0.0
     clip_norm: float | None = 1.0
@@ -188,9 +188,11 @@ class SampleCallback(Callback):
             return
         from textgen.sampler import Sampler
 
-        text = Sampler(trainer.model, trainer.tokenizer).generate(
-            self.prompt, max_new_tokens=self.length, seed=self.seed
-        )[0].text
+        text = (
+            Sampler(trainer.model, trainer.tokenizer)
+            .generate(self.prompt, max_new_tokens=self.length, seed=self.seed)[0]
+            .text
+        )
         self.write(f"--- sample at step {metrics['step']} ---\n{self.prompt}{text}\n---")
 
 
@@ -246,14 +248,18 @@ class Trainer:
             config.optimizer,
             config.lr,
             weight_decay=config.weight_decay,
-            momentum=config.momentum,
+            # momentum belongs to sgd and rmsprop; Adam's betas play that role
+            momentum=config.momentum if config.optimizer in ("sgd", "rmsprop") else 0.0,
             nesterov=config.nesterov,
         )
         self.total_steps = self._planned_steps()
+        if config.schedule == "cosine" and self.total_steps is None:
+            raise ValueError("the cosine schedule needs max_steps or epochs to know its length")
         self.scheduler = build_scheduler(
             self.optimizer,
             config.schedule,
-            warmup_steps=config.warmup_steps,
+            # a run shorter than its warm-up still gets a (shorter) warm-up and a decay
+            warmup_steps=min(config.warmup_steps, (self.total_steps or 10**12) // 2),
             total_steps=self.total_steps,
             min_lr_ratio=config.min_lr_ratio,
             step_size=config.step_size,
@@ -278,7 +284,6 @@ class Trainer:
         self.clip_events = 0
         self.best_val_loss: float | None = None
         self.elapsed = 0.0
-        self.lr_scale = 1.0
         self.state: State | None = None
         self.should_stop = False
         self.stop_reason = "callback"
@@ -303,8 +308,10 @@ class Trainer:
         if resume:
             self._restore(load_checkpoint(self.output.last_path))
         elif self.output.last_path.exists():
-            logger.warning("%s exists and will be overwritten (use resume=True to continue)",
-                           self.output.last_path)
+            logger.warning(
+                "%s exists and will be overwritten (use resume=True to continue)",
+                self.output.last_path,
+            )
         self.output.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
         self._good_snapshot = self._snapshot()
         stopped_by = "max_steps"
@@ -338,8 +345,9 @@ class Trainer:
                 else:
                     self._validate_and_checkpoint()
         self.output.close()
-        return TrainResult(self.step, self.batcher.epoch, stopped_by, self.best_val_loss,
-                           last_metrics)
+        return TrainResult(
+            self.step, self.batcher.epoch, stopped_by, self.best_val_loss, last_metrics
+        )
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         """One optimizer step on a ``(B, T)`` batch; returns its metrics.
@@ -387,10 +395,8 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        self._apply_lr_scale()
         self.state = tuple(torch.cat(parts, dim=1) for parts in zip(*new_states, strict=True))
         self.step += 1
-        self._nan_strikes = 0
         self.clip_events += int(clip.clipped)
         tokens = x.numel()
         self.tokens_seen += tokens
@@ -426,6 +432,8 @@ class Trainer:
     # ------------------------------------------------------------------ helpers of fit
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:
+            if self.batcher.batch == 0:
+                self.state = None  # a new epoch restarts every stream from its beginning
             yield from self.batcher.iter_epoch()
 
     def _stop_reason(self, start: float) -> str | None:
@@ -441,10 +449,19 @@ class Trainer:
         return None
 
     def _validate_and_checkpoint(self) -> None:
-        metrics: dict[str, Any] = {"step": self.step, "epoch": self.batcher.epoch,
-                                   "elapsed": round(self.elapsed, 3)}
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            self._recover_from_nan("weights are not finite")  # never save a broken model
+            return
+        metrics: dict[str, Any] = {
+            "step": self.step,
+            "epoch": self.batcher.epoch,
+            "elapsed": round(self.elapsed, 3),
+        }
         if self.corpus.val is not None:
             result = self.evaluate()
+            if not math.isfinite(result["loss"]):
+                self._recover_from_nan(f"validation loss is {result['loss']}")
+                return
             metrics.update(
                 val_loss=result["loss"],
                 val_bpc=result["bits_per_char"],
@@ -459,7 +476,6 @@ class Trainer:
             if improved:
                 self.best_val_loss = result["loss"]
             self.scheduler.on_validation(result["loss"])
-            self._apply_lr_scale()
             if improved:
                 self._save("best")
             for callback in self.callbacks:
@@ -469,6 +485,7 @@ class Trainer:
             self._save(f"step-{self.step:08d}")
             self.output.prune(self.config.keep_last)
         self._good_snapshot = self._snapshot()
+        self._nan_strikes = 0  # rollbacks are counted since the last good checkpoint
 
     def _save(self, name: str) -> Path:
         train_state = self._train_state() if name != "best" else None
@@ -498,7 +515,6 @@ class Trainer:
             "clip_events": self.clip_events,
             "best_val_loss": self.best_val_loss,
             "elapsed": self.elapsed,
-            "lr_scale": self.lr_scale,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
@@ -525,7 +541,6 @@ class Trainer:
         self.clip_events = int(state["clip_events"])
         self.best_val_loss = state["best_val_loss"]
         self.elapsed = float(state["elapsed"])
-        self.lr_scale = float(state["lr_scale"])
         for callback, saved in zip(self.callbacks, state.get("callbacks", []), strict=False):
             if saved and hasattr(callback, "__dict__"):
                 callback.__dict__.update(saved)
@@ -552,18 +567,12 @@ class Trainer:
         self.model.load_state_dict(self._good_snapshot["model"])
         self.optimizer.load_state_dict(self._good_snapshot["optimizer"])
         self.state = None
-        self.lr_scale *= self.config.nan_lr_factor
-        self._apply_lr_scale()
+        self.scheduler.scale_base_lr(self.config.nan_lr_factor)  # also re-applies the schedule
         self.output.message(
             f"step {self.step + 1}: {what}; step skipped, rolled back to the last good state, "
-            f"learning rate scaled by {self.lr_scale:g}"
+            f"learning rate now {self.scheduler.lr:.3g}"
         )
-        return {"step": self.step, "skipped": True, "reason": what, "lr_scale": self.lr_scale}
-
-    def _apply_lr_scale(self) -> None:
-        if self.lr_scale != 1.0:
-            for group, lr in zip(self.optimizer.param_groups, self.scheduler.lrs, strict=True):
-                group["lr"] = lr * self.lr_scale
+        return {"step": self.step, "skipped": True, "reason": what, "lr": self.scheduler.lr}
 
     def _watch_gradients(self, norm: float) -> None:
         """Warn once per episode when norms stay far above the clip threshold or near zero."""
@@ -574,8 +583,11 @@ class Trainer:
                 self.output.message(
                     f"warning: gradients look {kind} (norm {norm:.3g} for 50 steps in a row "
                     f"at step {self.step}); "
-                    + ("lower the learning rate or clip harder" if kind == "exploding"
-                       else "raise the learning rate or check the data")
+                    + (
+                        "lower the learning rate or clip harder"
+                        if kind == "exploding"
+                        else "raise the learning rate or check the data"
+                    )
                 )
 
     def _planned_steps(self) -> int | None:
@@ -584,10 +596,13 @@ class Trainer:
             steps.append(self.config.epochs * self.batcher.batches_per_epoch)
         return min(steps) if steps else None
 
-    def _make_batcher(self, split: TokenSplit, batch_size: int) -> StreamBatcher | RandomWindowBatcher:
+    def _make_batcher(
+        self, split: TokenSplit, batch_size: int
+    ) -> StreamBatcher | RandomWindowBatcher:
         if self.config.batching == "random":
-            return RandomWindowBatcher(split.ids, batch_size, self.config.seq_len,
-                                       seed=self.config.seed)
+            return RandomWindowBatcher(
+                split.ids, batch_size, self.config.seq_len, seed=self.config.seed
+            )
         return StreamBatcher(split.ids, batch_size, self.config.seq_len)
 
     def _check_precision(self) -> None:
@@ -596,7 +611,11 @@ class Trainer:
             raise ValueError(
                 f"precision 'fp16' needs a CUDA device (got {self.device}); use 'bf16' on CPU"
             )
-        if precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if (
+            precision == "bf16"
+            and self.device.type == "cuda"
+            and not torch.cuda.is_bf16_supported()
+        ):
             raise ValueError(f"precision 'bf16' is not supported on {self.device}; use 'fp16'")
 
     def _autocast(self) -> AbstractContextManager[Any]:
@@ -609,6 +628,7 @@ class Trainer:
     @contextmanager
     def _signals_save_and_stop(self) -> Iterator[None]:
         """On SIGINT/SIGTERM finish the current step, write ``last.pt`` and return."""
+
         def handler(signum: int, frame: Any) -> None:
             self.output.signal_received = signum
             self.should_stop = True
@@ -699,8 +719,13 @@ class _RunOutput:
         if fresh and self.metrics_path.exists():
             self.metrics_path.unlink()
         (self.out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-        self.bar = tqdm(total=total, initial=initial, disable=not self.show_progress,
-                        unit="step", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            disable=not self.show_progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
 
     def log(self, record: dict[str, Any]) -> None:
         with self.metrics_path.open("a", encoding="utf-8") as handle:
