@@ -1,19 +1,98 @@
-"""textgen: train and sample recurrent text-generation models with PyTorch."""
+"""textgen: train and sample recurrent text-generation models with PyTorch.
 
+The public API, in the order data flows through it: tokenizers, the data pipeline, the model,
+loss and optimizers, the Trainer, checkpoints and the Sampler.
+"""
+
+from textgen.bpe import BPETokenizer
+from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from textgen.data import (
+    Corpus,
+    RandomWindowBatcher,
+    StreamBatcher,
+    TokenSplit,
+    prepare_corpus,
+)
 from textgen.datasets import available_corpora, corpus_path, load_corpus
+from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
+from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
+from textgen.optim import (
+    ClipResult,
+    LRScheduler,
+    build_optimizer,
+    build_scheduler,
+    clip_gradients,
+    l1_penalty,
+)
 from textgen.runtime import resolve_device, seed_everything
-from textgen.tokenizer import Tokenizer, UnknownTokenError, tokenizer_from_dict
+from textgen.sampler import Generation, SampleConfig, Sampler
+from textgen.tokenizer import (
+    CharTokenizer,
+    Tokenizer,
+    UnknownTokenError,
+    WordTokenizer,
+    build_tokenizer,
+    tokenizer_from_dict,
+)
+from textgen.trainer import (
+    Callback,
+    EarlyStopping,
+    SampleCallback,
+    TrainConfig,
+    Trainer,
+    TrainingDivergedError,
+    TrainResult,
+    evaluate_split,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BPETokenizer",
+    "Callback",
+    "CharTokenizer",
+    "Checkpoint",
+    "CheckpointError",
+    "ClipResult",
+    "Corpus",
+    "EarlyStopping",
+    "Generation",
+    "LRScheduler",
+    "LSTMLanguageModel",
+    "LanguageModelMetrics",
+    "ModelConfig",
+    "RandomWindowBatcher",
+    "SampleCallback",
+    "SampleConfig",
+    "Sampler",
+    "State",
+    "StreamBatcher",
+    "TokenSplit",
     "Tokenizer",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "TrainingDivergedError",
     "UnknownTokenError",
+    "WordTokenizer",
     "__version__",
     "available_corpora",
+    "build_optimizer",
+    "build_scheduler",
+    "build_tokenizer",
+    "clip_gradients",
+    "compute_metrics",
     "corpus_path",
+    "detach_state",
+    "evaluate_split",
+    "l1_penalty",
+    "load_checkpoint",
     "load_corpus",
+    "prepare_corpus",
     "resolve_device",
+    "save_checkpoint",
     "seed_everything",
+    "select_state",
+    "sequence_cross_entropy",
     "tokenizer_from_dict",
 ]
