@@ -169,3 +169,42 @@ def test_python_dash_m_and_help_work():
     assert done.returncode == 0
     for command in ("train", "generate", "evaluate", "info"):
         assert command in done.stdout
+
+
+def test_bpe_tokenizer_through_the_cli_and_bits_per_byte_comparable(
+    tmp_path, text_file, cache, capsys
+):
+    results = {}
+    for kind in ("char", "bpe"):
+        out = tmp_path / kind
+        extra = ["--vocab-size", "300"] if kind == "bpe" else []
+        code, _, err = run(
+            [
+                "train",
+                text_file,
+                "--out",
+                out,
+                "--tokenizer",
+                kind,
+                *extra,
+                "--max-steps",
+                "40",
+                "--lr",
+                "0.02",
+                *TINY,
+            ],
+            capsys,
+        )
+        assert code == 0, err
+        code, text, err = run(
+            ["generate", out, "--prompt", "Thou", "--max-new-tokens", "10", "--seed", "0"], capsys
+        )
+        assert code == 0 and text.startswith("Thou"), err
+        code, text, _ = run(["evaluate", out, text_file, "--json"], capsys)
+        results[kind] = json.loads(text)
+    assert json.loads(run(["info", tmp_path / "bpe", "--json"], capsys)[1])["tokenizer"] == "bpe"
+    # Same text, same unit: bits per byte of both models are finite, positive and comparable
+    # (both well below 8 bits per byte, the cost of a uniform guess over bytes).
+    for metrics in results.values():
+        assert 0 < metrics["bits_per_byte"] < 8
+    assert results["bpe"]["tokens"] < results["char"]["tokens"]

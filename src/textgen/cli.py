@@ -9,6 +9,7 @@ non-zero exit; real bugs keep their tracebacks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from textgen import __version__
+from textgen.model import ModelConfig
+from textgen.sampler import SampleConfig
+from textgen.trainer import TrainConfig
 
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -67,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_train(commands: Any) -> None:
     p = commands.add_parser(
         "train",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="train a model on text files (default: the bundled Shakespeare corpus)",
         description="Train a model. With no DATA it trains on the bundled Shakespeare corpus.",
     )
@@ -79,36 +84,40 @@ def _add_train(commands: Any) -> None:
     )
     p.add_argument(
         "--out",
-        default="runs/textgen",
+        default=_default(TrainConfig, "out_dir"),
         metavar="DIR",
-        help="run folder for best.pt, last.pt and metrics.jsonl (default: %(default)s)",
+        help="run folder for best.pt, last.pt and metrics.jsonl",
     )
     g = p.add_argument_group("data and tokenizer")
-    g.add_argument("--tokenizer", choices=("char", "word", "bpe"), default="char")
+    g.add_argument(
+        "--tokenizer",
+        choices=("char", "word", "bpe"),
+        default="char",
+        help="char: Unicode characters; word: words and punctuation; bpe: trainable byte-level BPE",
+    )
     g.add_argument(
         "--vocab-size",
         type=int,
         default=2048,
-        help="target vocabulary size for --tokenizer bpe (default: %(default)s)",
+        help="target vocabulary size for --tokenizer bpe",
     )
     g.add_argument(
         "--min-freq",
         type=int,
         default=1,
-        help="minimum count for a word (word) or a merge (bpe) (default: %(default)s)",
+        help="minimum count for a word (word) or a merge (bpe)",
     )
     g.add_argument(
         "--unknown",
         choices=("error", "unk"),
         default="error",
-        help="characters outside a char vocabulary: a clear error, or an <unk> token "
-        "(default: %(default)s)",
+        help="characters outside a char vocabulary: a clear error, or an <unk> token ",
     )
     g.add_argument(
         "--val-fraction",
         type=float,
         default=0.05,
-        help="fraction of the text, from its end, kept for validation (default: %(default)s)",
+        help="fraction of the text, from its end, kept for validation",
     )
     g.add_argument(
         "--val-file",
@@ -121,7 +130,7 @@ def _add_train(commands: Any) -> None:
         "--encoding-errors",
         choices=("strict", "replace"),
         default="strict",
-        help="what to do with bytes that are not UTF-8 (default: %(default)s)",
+        help="what to do with bytes that are not UTF-8",
     )
     g.add_argument(
         "--cache-dir",
@@ -132,15 +141,40 @@ def _add_train(commands: Any) -> None:
         "--batching",
         choices=("stream", "random"),
         default="stream",
-        help="contiguous streams with carried state, or shuffled windows (default: %(default)s)",
+        help="contiguous streams with carried state, or shuffled windows",
     )
     m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
-    m.add_argument("--embed-dim", type=int, default=128)
-    m.add_argument("--hidden-size", type=int, default=384)
-    m.add_argument("--num-layers", type=int, default=2)
-    m.add_argument("--dropout", type=float, default=0.1)
-    m.add_argument("--embed-dropout", type=float, default=0.0)
+    m.add_argument("--cell", choices=("lstm", "gru"), default="lstm", help="recurrent cell")
+    m.add_argument(
+        "--embed-dim",
+        type=int,
+        default=_default(ModelConfig, "embed_dim"),
+        help="size of a token embedding",
+    )
+    m.add_argument(
+        "--hidden-size",
+        type=int,
+        default=_default(ModelConfig, "hidden_size"),
+        help="units per recurrent layer",
+    )
+    m.add_argument(
+        "--num-layers",
+        type=int,
+        default=_default(ModelConfig, "num_layers"),
+        help="stacked recurrent layers",
+    )
+    m.add_argument(
+        "--dropout",
+        type=float,
+        default=_default(ModelConfig, "dropout"),
+        help="dropout on embeddings, between layers and before the head",
+    )
+    m.add_argument(
+        "--embed-dropout",
+        type=float,
+        default=_default(ModelConfig, "embed_dropout"),
+        help="drop whole words (embedding rows)",
+    )
     m.add_argument(
         "--locked-dropout",
         action="store_true",
@@ -149,32 +183,113 @@ def _add_train(commands: Any) -> None:
     m.add_argument("--tie-weights", action="store_true")
     m.add_argument("--residual", action="store_true")
     o = p.add_argument_group("optimization")
-    o.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default="adamw")
-    o.add_argument("--lr", type=float, default=4e-3)
-    o.add_argument("--weight-decay", type=float, default=0.01)
-    o.add_argument("--momentum", type=float, default=0.9, help="for sgd and rmsprop")
+    o.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam", "adamw", "rmsprop"),
+        default=_default(TrainConfig, "optimizer"),
+    )
+    o.add_argument(
+        "--lr", type=float, default=_default(TrainConfig, "lr"), help="peak learning rate"
+    )
+    o.add_argument(
+        "--weight-decay",
+        type=float,
+        default=_default(TrainConfig, "weight_decay"),
+        help="L2 / decoupled decay on weight matrices",
+    )
+    o.add_argument(
+        "--momentum",
+        type=float,
+        default=_default(TrainConfig, "momentum"),
+        help="for sgd and rmsprop",
+    )
     o.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
-    o.add_argument("--l1", type=float, default=0.0, help="L1 penalty coefficient")
-    o.add_argument("--clip-norm", type=float, default=1.0, help="0 disables (default: %(default)s)")
-    o.add_argument("--clip-value", type=float, default=None)
+    o.add_argument(
+        "--l1", type=float, default=_default(TrainConfig, "l1"), help="L1 penalty coefficient"
+    )
+    o.add_argument(
+        "--clip-norm",
+        type=float,
+        default=_default(TrainConfig, "clip_norm"),
+        help="0 disables",
+    )
+    o.add_argument(
+        "--clip-value", type=float, default=None, help="clip each gradient element to [-v, v]"
+    )
     o.add_argument(
         "--schedule", choices=("constant", "cosine", "step", "plateau"), default="cosine"
     )
-    o.add_argument("--warmup-steps", type=int, default=50)
-    o.add_argument("--batch-size", type=int, default=32)
-    o.add_argument("--seq-len", type=int, default=128)
-    o.add_argument("--grad-accum-steps", type=int, default=1)
+    o.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=_default(TrainConfig, "warmup_steps"),
+        help="linear learning-rate warm-up",
+    )
+    o.add_argument(
+        "--batch-size",
+        type=int,
+        default=_default(TrainConfig, "batch_size"),
+        help="parallel streams per batch",
+    )
+    o.add_argument(
+        "--seq-len",
+        type=int,
+        default=_default(TrainConfig, "seq_len"),
+        help="tokens per window (truncated BPTT length)",
+    )
+    o.add_argument(
+        "--grad-accum-steps",
+        type=int,
+        default=1,
+        help="split each batch into this many micro-batches",
+    )
     r = p.add_argument_group("run")
-    r.add_argument("--epochs", type=int, default=None)
-    r.add_argument("--max-steps", type=int, default=2000)
-    r.add_argument("--max-time", type=float, default=None, metavar="SECONDS")
-    r.add_argument("--eval-every", type=int, default=250)
+    r.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="stop after this many passes over the training text",
+    )
+    r.add_argument(
+        "--max-steps",
+        type=int,
+        default=_default(TrainConfig, "max_steps"),
+        help="stop after this many optimizer steps (0: no limit)",
+    )
+    r.add_argument(
+        "--max-time",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this much training time, counted across resumes",
+    )
+    r.add_argument(
+        "--eval-every",
+        type=int,
+        default=_default(TrainConfig, "eval_every"),
+        help="validate and write last.pt every N steps",
+    )
     r.add_argument("--sample-every", type=int, default=0, help="print a sample every N steps")
-    r.add_argument("--early-stopping-patience", type=int, default=None)
+    r.add_argument(
+        "--early-stopping-patience",
+        type=int,
+        default=None,
+        help="stop after N validations without improvement",
+    )
     r.add_argument("--keep-last", type=int, default=0, help="also keep the last N step checkpoints")
-    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    r.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    r.add_argument("--seed", type=int, default=1337)
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    r.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="bf16 autocast on CPU or CUDA; fp16 with a gradient scaler on CUDA",
+    )
+    r.add_argument(
+        "--seed",
+        type=int,
+        default=_default(TrainConfig, "seed"),
+        help="seeds weights, dropout and data order",
+    )
     r.add_argument("--resume", action="store_true", help="continue from DIR/last.pt exactly")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -232,7 +347,7 @@ def _train(args: argparse.Namespace) -> int:
         seq_len=args.seq_len,
         batching=args.batching,
         epochs=args.epochs,
-        max_steps=args.max_steps,
+        max_steps=args.max_steps or None,  # 0: no step limit (use --epochs / --max-time)
         max_time=args.max_time,
         grad_accum_steps=args.grad_accum_steps,
         optimizer=args.optimizer,
@@ -282,9 +397,9 @@ def _add_generate(commands: Any) -> None:
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE")
     p.add_argument("--prompt", default="", help="text to continue (default: empty)")
     p.add_argument("--prompt-file", default=None, help="read the prompt from a file")
-    p.add_argument("--max-new-tokens", type=int, default=500)
+    p.add_argument("--max-new-tokens", type=int, default=_default(SampleConfig, "max_new_tokens"))
     p.add_argument("--min-new-tokens", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--temperature", type=float, default=_default(SampleConfig, "temperature"))
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--min-p", type=float, default=None)
@@ -465,6 +580,14 @@ def _info(args: argparse.Namespace) -> int:
     print(f"best val loss   {'n/a' if best is None else f'{best:.4f} nats/token'}")
     print(f"resumable       {'yes' if info['resumable'] else 'no (weights only)'}")
     return 0
+
+
+def _default(config_class: type, name: str) -> Any:
+    """A flag's default is its config field's default: defaults live only in the dataclasses."""
+    for item in dataclasses.fields(config_class):
+        if item.name == name:
+            return item.default
+    raise AssertionError(f"{config_class.__name__} has no field {name!r}")
 
 
 def _describe(config: dict[str, Any]) -> str:

@@ -47,10 +47,10 @@ class ModelConfig:
     """
 
     vocab_size: int
-    embed_dim: int = 256
-    hidden_size: int = 512
+    embed_dim: int = 64
+    hidden_size: int = 256
     num_layers: int = 2
-    dropout: float = 0.2
+    dropout: float = 0.1
     embed_dropout: float = 0.0
     locked_dropout: bool = False
     tie_weights: bool = False

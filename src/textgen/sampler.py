@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from textgen.model import State, select_state
 from textgen.processors import (
     BannedTokensProcessor,
     FrequencyPenaltyProcessor,
@@ -73,7 +74,6 @@ __all__ = [
     "start_token_id",
 ]
 
-State = tuple[torch.Tensor, ...]
 FinishReason = Literal["length", "eos", "stop"]
 
 # Uniform numbers are drawn per row in blocks: one generator call per row every _BLOCK tokens keeps
@@ -267,13 +267,6 @@ def _encode(tokenizer: Tokenizer, text: str, what: str) -> list[int]:
         raise UnknownTokenError(f"{what} {text!r} cannot be encoded: {error}") from error
 
 
-def _select_state(state: State | torch.Tensor, index: torch.Tensor) -> State:
-    """Reorder / repeat the batch (dim 1 of every ``(L, B, H)`` tensor) by ``index``."""
-    if isinstance(state, torch.Tensor):
-        return (state.index_select(1, index),)
-    return tuple(s.index_select(1, index) for s in state)
-
-
 def _sample_from_logits(scores: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     """Inverse-CDF draw: row ``b`` takes the token where its CDF first exceeds ``uniforms[b]``.
 
@@ -312,7 +305,7 @@ class _Run:
         logits, state = model(ids, None)  # the prompt, once
         rows = torch.zeros(num_rows, dtype=torch.long, device=device)
         self.model = model
-        self.state = _select_state(state, rows)
+        self.state = select_state(state, rows)
         self.logits = logits[:, -1].float().expand(num_rows, -1)
         self.prompt_length = len(history)
         self.length = len(history)
@@ -729,7 +722,7 @@ class Sampler:
             tokens = torch.cat([tokens[beams], new_tokens[:, None]], dim=1)
             token_logprobs = torch.cat([token_logprobs[beams], raw_new[:, None]], dim=1)
             beam_scores = torch.tensor([s for s, _, _ in keep], device=self.device)
-            state = _select_state(state, beams)
+            state = select_state(state, beams)
             if len(done) >= width:
                 worst = sorted(h[0] for h in done)[-width]
                 if worst >= float(beam_scores.max()) / (step + 1) ** penalty:

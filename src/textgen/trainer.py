@@ -58,11 +58,11 @@ class TrainConfig:
     seq_len: int = 128
     batching: str = "stream"
     epochs: int | None = None
-    max_steps: int | None = 2000
+    max_steps: int | None = 1300
     max_time: float | None = None
     grad_accum_steps: int = 1
     optimizer: str = "adamw"
-    lr: float = 3e-3
+    lr: float = 4e-3
     weight_decay: float = 0.01
     momentum: float = 0.9  # sgd and rmsprop only
     nesterov: bool = False
@@ -76,7 +76,7 @@ class TrainConfig:
     gamma: float = 0.5
     plateau_patience: int = 0
     plateau_factor: float = 0.25
-    eval_every: int = 200
+    eval_every: int = 100
     eval_batches: int | None = None
     log_every: int = 10
     device: str = "auto"
