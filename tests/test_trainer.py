@@ -207,3 +207,21 @@ def test_cuda_fp16_trains_and_checkpoint_loads_on_cpu(tmp_path, corpus):
     trainer.fit()
     model = load_checkpoint(tmp_path / "run").build_model("cpu")
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_gradient_health_warns_when_norms_stay_far_above_the_clip(tmp_path, corpus, caplog):
+    trainer = Trainer(
+        small_model(corpus), corpus, config(tmp_path, clip_norm=1e-4, max_steps=55, eval_every=100)
+    )
+    with caplog.at_level("WARNING", logger="textgen.trainer"):
+        trainer.fit()
+    assert any("exploding" in r.getMessage() for r in caplog.records)
+    assert trainer.clip_events == 55
+
+
+def test_l1_penalty_trains_and_is_not_in_the_reported_loss(tmp_path, corpus):
+    trainer = Trainer(small_model(corpus), corpus, config(tmp_path, l1=1.0, max_steps=1))
+    x, y = next(iter(trainer.batcher))
+    plain = trainer.evaluate(trainer.corpus.train)
+    metrics = trainer.train_step(x, y)
+    assert metrics["train_loss"] < 2 * plain["loss"]  # the penalty (~ sum |w|) is far larger

@@ -297,7 +297,8 @@ def _add_train(commands: Any) -> None:
 def _train(args: argparse.Namespace) -> int:
     from textgen.checkpoint import load_checkpoint
     from textgen.data import prepare_corpus
-    from textgen.model import LSTMLanguageModel, ModelConfig
+    from textgen.model import LSTMLanguageModel
+    from textgen.runtime import seed_everything
     from textgen.tokenizer import build_tokenizer
     from textgen.trainer import TrainConfig, Trainer
 
@@ -369,6 +370,7 @@ def _train(args: argparse.Namespace) -> int:
         early_stopping_patience=args.early_stopping_patience,
         keep_last=args.keep_last,
     )
+    seed_everything(args.seed)  # the seed decides the initial weights too
     model = LSTMLanguageModel(model_config)
     if not args.quiet:
         print(

@@ -372,14 +372,14 @@ class Trainer:
             with self._autocast():
                 logits, next_state = self.model(x[rows], micro_state)
                 loss = sequence_cross_entropy(logits.float(), y[rows])
-                if config.l1:
-                    loss = loss + l1_penalty(self.model, config.l1)
             new_states.append(next_state)
             if not torch.isfinite(loss):
                 return self._recover_from_nan(f"loss is {loss.item()}")
+            total_loss += loss.item() / config.grad_accum_steps  # reported without the penalty
+            if config.l1:
+                loss = loss + l1_penalty(self.model, config.l1)
             scaled = loss / config.grad_accum_steps
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-            total_loss += loss.item() / config.grad_accum_steps
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         clip = clip_gradients(
@@ -568,7 +568,7 @@ class Trainer:
         self.optimizer.load_state_dict(self._good_snapshot["optimizer"])
         self.state = None
         self.scheduler.scale_base_lr(self.config.nan_lr_factor)  # also re-applies the schedule
-        self.output.message(
+        self.output.warn(
             f"step {self.step + 1}: {what}; step skipped, rolled back to the last good state, "
             f"learning rate now {self.scheduler.lr:.3g}"
         )
@@ -580,7 +580,7 @@ class Trainer:
         for kind, bad in (("exploding", norm > limit), ("vanishing", norm < 1e-7)):
             self._grad_alarm[kind] = self._grad_alarm[kind] + 1 if bad else 0
             if self._grad_alarm[kind] == 50:
-                self.output.message(
+                self.output.warn(
                     f"warning: gradients look {kind} (norm {norm:.3g} for 50 steps in a row "
                     f"at step {self.step}); "
                     + (
@@ -747,6 +747,11 @@ class _RunOutput:
 
     def message(self, text: str) -> None:
         logger.info(text)
+        if self.show_progress:
+            tqdm.write(text)
+
+    def warn(self, text: str) -> None:
+        logger.warning(text)
         if self.show_progress:
             tqdm.write(text)
 
