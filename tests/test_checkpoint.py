@@ -126,3 +126,13 @@ def test_checkpoint_is_a_plain_torch_zip_with_cpu_tensors(tmp_path, model_and_to
     payload = torch.load(io.BytesIO(path.read_bytes()), weights_only=True)
     assert all(t.device.type == "cpu" for t in payload["model_state"].values())
     assert payload["train_state"]["step"] == 1
+
+
+def test_checkpoint_gets_the_usual_file_mode(tmp_path, model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "m.pt", model=model, tokenizer=tokenizer)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -131,6 +131,7 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         with os.fdopen(handle, "wb") as file:
             torch.save(payload, file)
             file.flush()
@@ -211,6 +212,12 @@ def _json_loads(text: Any) -> Any:
     if not isinstance(text, str):
         raise ValueError("tokenizer entry is not a JSON string")
     return json.loads(text)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _first_line(error: BaseException) -> str:
