@@ -136,3 +136,17 @@ def test_checkpoint_gets_the_usual_file_mode(tmp_path, model_and_tokenizer):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_round_trip_gives_identical_seeded_samples(tmp_path, model_and_tokenizer):
+    from textgen.sampler import Sampler
+
+    model, tokenizer = model_and_tokenizer
+    checkpoint = load_checkpoint(
+        save_checkpoint(tmp_path / "m.pt", model=model, tokenizer=tokenizer)
+    )
+    before = Sampler(model, tokenizer).generate("to be", max_new_tokens=30, seed=5, top_k=10)
+    after = Sampler(checkpoint.build_model(), checkpoint.tokenizer).generate(
+        "to be", max_new_tokens=30, seed=5, top_k=10
+    )
+    assert before[0].token_ids == after[0].token_ids

@@ -1,9 +1,13 @@
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
+from textgen.checkpoint import load_checkpoint
 from textgen.cli import main
 
 TEXT = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n" * 30
@@ -208,3 +212,43 @@ def test_bpe_tokenizer_through_the_cli_and_bits_per_byte_comparable(
     for metrics in results.values():
         assert 0 < metrics["bits_per_byte"] < 8
     assert results["bpe"]["tokens"] < results["char"]["tokens"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_last_and_the_run_resumes(tmp_path, text_file, signum):
+    out = tmp_path / "run"
+    env = {**os.environ, "TEXTGEN_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "textgen",
+        "train",
+        str(text_file),
+        "--out",
+        str(out),
+        "--max-steps",
+        "100000",
+        *TINY,
+        "--eval-every",
+        "100000",
+    ]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "train_config.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # let it take some steps
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "(signal)" in err
+    step = load_checkpoint(out / "last.pt").metadata["step"]
+    assert step >= 1
+    done = subprocess.run(
+        [*command[:-2], "--max-steps", str(step + 2), "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(out / "last.pt").metadata["step"] == step + 2
