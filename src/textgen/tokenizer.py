@@ -233,8 +233,28 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
+class _TokenListTokenizer(Tokenizer):
+    """A tokenizer whose id ``i`` stands for the string ``self._tokens[i]`` (char and word)."""
+
+    _tokens: list[str]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``; the ``<unk>`` id decodes to ``"<unk>"``.
+
+        Raises:
+            ValueError: an id is outside ``[0, vocab_size)``.
+        """
+        _check_ids(ids, len(self._tokens))
+        tokens = self._tokens
+        return "".join([tokens[i] for i in ids])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokens)
+
+
 @register_tokenizer
-class CharTokenizer(Tokenizer):
+class CharTokenizer(_TokenListTokenizer):
     """One token per Unicode code point; the vocabulary is sorted by code point.
 
     Args:
@@ -311,20 +331,6 @@ class CharTokenizer(Tokenizer):
                 )
         return ids
 
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text of ``ids``; the ``<unk>`` id decodes to ``"<unk>"``.
-
-        Raises:
-            ValueError: an id is outside ``[0, vocab_size)``.
-        """
-        _check_ids(ids, len(self._tokens))
-        tokens = self._tokens
-        return "".join([tokens[i] for i in ids])
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._tokens)
-
     @property
     def unk_id(self) -> int | None:
         return 0 if self.unknown == "unk" else None
@@ -362,7 +368,7 @@ _WORD_PATTERN = re.compile(r"\w+|[^\S\n]+|\n+|[^\w\s]")
 
 
 @register_tokenizer
-class WordTokenizer(Tokenizer):
+class WordTokenizer(_TokenListTokenizer):
     """Words, punctuation and whitespace runs as tokens, so ``decode(encode(s)) == s`` in vocab.
 
     Token classes: runs of word characters (``\\w+``), runs of spaces/tabs, runs of newlines,
@@ -446,20 +452,6 @@ class WordTokenizer(Tokenizer):
             ids.append(token_id)
             position += len(token)
         return ids
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text of ``ids``; the ``<unk>`` id decodes to ``"<unk>"``.
-
-        Raises:
-            ValueError: an id is outside ``[0, vocab_size)``.
-        """
-        _check_ids(ids, len(self._tokens))
-        tokens = self._tokens
-        return "".join([tokens[i] for i in ids])
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._tokens)
 
     @property
     def unk_id(self) -> int | None:
