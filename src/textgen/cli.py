@@ -473,8 +473,9 @@ def _generate(args: argparse.Namespace) -> int:
     streaming = not args.no_stream and args.num_samples == 1 and args.num_beams == 1
     if streaming:
         pieces = [prompt]
+        stream = sampler.stream(prompt, config)  # raises on a bad prompt before printing
         sys.stdout.write(prompt)
-        for piece in sampler.stream(prompt, config):
+        for piece in stream:
             sys.stdout.write(piece)
             sys.stdout.flush()
             pieces.append(piece)
