@@ -171,7 +171,7 @@ def documented_flags() -> dict[str, set[str]]:
         elif line.startswith("## "):
             current = None
         elif current is not None:
-            sections[current] |= set(re.findall(r"`(--[\w-]+)", line))
+            sections[current] |= set(re.findall(r"`(--[\w-]+)", line)) - {"--help"}
     return sections
 
 
