@@ -1,7 +1,7 @@
 """Compare decoding strategies side by side on one model.
 
     python examples/compare_sampling.py                         # trains a quick model first
-    python examples/compare_sampling.py --checkpoint runs/char_lstm --prompt "JULIET:"
+    python examples/compare_sampling.py --checkpoint runs/char_lstm --prompt "IAGO."
 
 Greedy decoding and beam search pick the most probable tokens and tend to loop; sampling at
 temperature 1 is varied but error-prone; temperature, top-k, top-p (nucleus), min-p and a
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--max-steps", type=int, default=250, help="training steps")
-    parser.add_argument("--prompt", default="ROMEO:\n")
+    parser.add_argument("--prompt", default="\nOTHELLO.\n")
     parser.add_argument("--length", type=int, default=160, help="new tokens per strategy")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -32,7 +32,11 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--eval-every", type=int, default=100)
-    parser.add_argument("--prompt", default="ROMEO:")
+    parser.add_argument(
+        "--prompt",
+        default="\nOTHELLO.\n",
+        help="speeches start after a blank line and a name; the corpus has Hamlet, Othello, ...",
+    )
     parser.add_argument("--sample-length", type=int, default=300)
     args = parser.parse_args()
 
