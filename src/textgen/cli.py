@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(commands)
     _add_evaluate(commands)
     _add_info(commands)
+    _add_plot(commands)
     return parser
 
 
@@ -602,3 +603,32 @@ def _fmt(value: float | None) -> str:
 
 
 __all__ = ["build_parser", "main"]
+
+
+# ----------------------------------------------------------------------------------- plot
+def _add_plot(commands: Any) -> None:
+    p = commands.add_parser(
+        "plot",
+        help="draw loss, learning rate and gradient norm of a run as a PNG",
+        description="Plot RUN_DIR/metrics.jsonl: loss (bits per char), learning rate and "
+        "gradient norm against steps. Needs matplotlib: pip install 'textgen[plot]'.",
+    )
+    p.set_defaults(handler=_plot)
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder, or a metrics.jsonl file")
+    p.add_argument(
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="PNG to write (default: metrics.png beside metrics.jsonl)",
+    )
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from textgen.plot import plot_metrics
+
+    try:
+        path = plot_metrics(args.run, args.output)
+    except ImportError as error:  # matplotlib missing: one line, not a traceback
+        raise ValueError(str(error)) from None
+    print(path)
+    return 0

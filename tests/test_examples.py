@@ -1,0 +1,93 @@
+"""Every example script and notebook runs, with tiny settings, without an error."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbclient
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+NOTEBOOKS = sorted((EXAMPLES / "notebooks").glob("*.ipynb"))
+TINY_MODEL = ["--hidden-size", "16", "--device", "cpu"]
+
+SCRIPTS = {
+    "train_char_lstm.py": [
+        *TINY_MODEL,
+        *("--embed-dim", "8", "--num-layers", "1", "--batch-size", "4", "--seq-len", "16"),
+        *("--max-steps", "3", "--eval-every", "3", "--sample-length", "20"),
+    ],
+    "train_word_lstm.py": [
+        *TINY_MODEL,
+        *("--embed-dim", "8", "--batch-size", "4", "--seq-len", "8", "--max-steps", "3"),
+        *("--sample-length", "10"),
+    ],
+    "compare_sampling.py": [*TINY_MODEL, "--max-steps", "3", "--length", "20"],
+    "resume_training.py": [*TINY_MODEL, "--max-steps", "8", "--eval-every", "3"],
+}
+
+
+@pytest.fixture
+def example_env(tmp_path, monkeypatch):
+    """A clean environment: this checkout's textgen, a private cache, no display, one thread."""
+    env = {
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+        ),
+        "TEXTGEN_CACHE": str(tmp_path / "cache"),
+        "TEXTGEN_SMOKE": "1",
+        "MPLBACKEND": "Agg",
+        # Tiny models gain nothing from threads, and two busy thread pools on a small machine
+        # (pytest-xdist, another job) slow each other down badly.
+        "OMP_NUM_THREADS": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def test_every_example_has_a_test():
+    assert sorted(SCRIPTS) == sorted(p.name for p in EXAMPLES.glob("*.py"))
+    assert len(NOTEBOOKS) >= 4
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_example_script_runs(script, tmp_path, example_env):
+    work = tmp_path / "work"
+    work.mkdir()
+    extra = ["--out", str(tmp_path / "run")]
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *SCRIPTS[script], *extra],
+        cwd=work,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip()
+    if script == "resume_training.py":
+        assert "bitwise identical: True" in completed.stdout
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(notebook, tmp_path, example_env):
+    nb = nbformat.read(notebook, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()  # raises CellExecutionError naming the failing cell
+    errors = [
+        output
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    assert not errors
