@@ -18,6 +18,7 @@ from textgen import (
     TrainConfig,
     Trainer,
     prepare_corpus,
+    seed_everything,
 )
 
 
@@ -38,6 +39,7 @@ def main() -> None:
         help="speeches start after a blank line and a name; the corpus has Hamlet, Othello, ...",
     )
     parser.add_argument("--sample-length", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     # 1. Text -> token ids. The char tokenizer is fitted on the training split; the ids are
@@ -49,6 +51,7 @@ def main() -> None:
     )
 
     # 2. The model: embedding -> stacked LSTM -> linear head over the vocabulary.
+    seed_everything(args.seed)  # the seed decides the initial weights, so runs repeat
     model = LSTMLanguageModel(
         ModelConfig(
             vocab_size=corpus.tokenizer.vocab_size,
@@ -70,6 +73,7 @@ def main() -> None:
         eval_batches=20,  # a quick validation estimate; `textgen evaluate` scores it all
         lr=4e-3,
         device=args.device,
+        seed=args.seed,
     )
     result = Trainer(model, corpus, config).fit()
     print(f"stopped at step {result.step}; best validation loss {result.best_val_loss:.3f} nats")

@@ -19,6 +19,7 @@ from textgen import (
     Trainer,
     WordTokenizer,
     prepare_corpus,
+    seed_everything,
 )
 
 
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--prompt", default="The ")
     parser.add_argument("--sample-length", type=int, default=80, help="in words and spaces")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     sources = args.paths or ["shakespeare"]
@@ -50,6 +52,7 @@ def main() -> None:
         f"vocabulary of {corpus.tokenizer.vocab_size:,}"
     )
 
+    seed_everything(args.seed)  # the seed decides the initial weights, so runs repeat
     model = LSTMLanguageModel(
         ModelConfig(
             vocab_size=corpus.tokenizer.vocab_size,
@@ -72,6 +75,7 @@ def main() -> None:
         eval_batches=20,
         lr=3e-3,
         device=args.device,
+        seed=args.seed,
     )
     result = Trainer(model, corpus, config).fit()
     if result.best_val_loss is not None:

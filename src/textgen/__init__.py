@@ -24,6 +24,7 @@ from textgen.optim import (
     clip_gradients,
     l1_penalty,
 )
+from textgen.plot import plot_metrics
 from textgen.runtime import resolve_device, seed_everything
 from textgen.sampler import Generation, SampleConfig, Sampler
 from textgen.tokenizer import (
@@ -88,6 +89,7 @@ __all__ = [
     "l1_penalty",
     "load_checkpoint",
     "load_corpus",
+    "plot_metrics",
     "prepare_corpus",
     "resolve_device",
     "save_checkpoint",

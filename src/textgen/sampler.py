@@ -387,7 +387,7 @@ class Sampler:
 
     Example:
         >>> sampler = Sampler(model, tokenizer)                                 # doctest: +SKIP
-        >>> sampler.generate("ROMEO:", max_new_tokens=100, top_p=0.9, seed=1)[0].text  # doctest: +SKIP
+        >>> sampler.generate("Romeo.", max_new_tokens=100, top_p=0.9, seed=1)[0].text  # doctest: +SKIP
     """
 
     def __init__(
