@@ -195,3 +195,46 @@ def test_api_reference_is_up_to_date():
     assert (DOCS / "api.md").read_text(encoding="utf-8") == gen_api.render(), (
         "docs/api.md is out of date: run `python docs/gen_api.py`"
     )
+
+
+def documented_defaults() -> dict[str, dict[str, str]]:
+    """``(default X)`` written right after a `--flag ...` in each section of docs/cli.md."""
+    sections: dict[str, dict[str, str]] = {}
+    current = None
+    # a flag that starts a list item or follows ", " / "; " (not one mentioned in prose)
+    pattern = re.compile(r"(?:^- |, |; )`(--[\w-]+)[^`]*`(?::[^(`]*)? \(default:? `?([^`),;]+)`?")
+    for line in (DOCS / "cli.md").read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"^## `textgen ?([\w-]*)`", line)
+        if heading:
+            current = heading.group(1)
+            sections[current] = {}
+        elif line.startswith("## "):
+            current = None
+        elif current is not None:
+            sections[current].update(pattern.findall(line))
+    return sections
+
+
+def test_cli_reference_states_the_real_defaults():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for command, defaults in documented_defaults().items():
+        if command not in subparsers.choices:
+            continue
+        actions = {o: a for a in subparsers.choices[command]._actions for o in a.option_strings}
+        for flag, written in defaults.items():
+            actual = actions[flag].default
+            written = written.strip()
+            if isinstance(actual, bool) or actual is None or isinstance(actual, list):
+                continue
+            if isinstance(actual, int | float):
+                try:
+                    value = float(written.split()[0])
+                except ValueError:
+                    continue  # prose such as "0, off" is checked by its number only
+                assert value == pytest.approx(float(actual)), f"textgen {command} {flag}"
+            else:
+                assert written == (str(actual) or "empty"), f"textgen {command} {flag}"
+            checked += 1
+    assert checked >= 20

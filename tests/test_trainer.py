@@ -225,3 +225,9 @@ def test_l1_penalty_trains_and_is_not_in_the_reported_loss(tmp_path, corpus):
     plain = trainer.evaluate(trainer.corpus.train)
     metrics = trainer.train_step(x, y)
     assert metrics["train_loss"] < 2 * plain["loss"]  # the penalty (~ sum |w|) is far larger
+
+
+def test_multi_process_launch_is_refused_until_ddp_exists(tmp_path, corpus, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="WORLD_SIZE=2.*not supported yet"):
+        Trainer(small_model(corpus), corpus, config(tmp_path))

@@ -219,8 +219,10 @@ def _build_entry(
         if byte_range is None:
             meta[name] = None
             continue
+        # With no validation part the "train split" is simply the text (e.g. `textgen evaluate`)
+        label = f"{name} split" if val_range is not None else ", ".join(train_stream.names)
         num_tokens, num_chars = _encode_split(
-            tokenizer, _chunks(*byte_range, errors), folder / f"{name}.bin", dtype, name
+            tokenizer, _chunks(*byte_range, errors), folder / f"{name}.bin", dtype, label
         )
         if num_tokens == 0:
             raise ValueError(f"the {name} split encodes to no tokens")
@@ -254,9 +256,11 @@ def _encode_split(
             try:
                 ids = tokenizer.encode_array(chunk)
             except UnknownTokenError as error:
-                hint = " (the vocabulary comes from the training split only)" * (name == "val")
+                hint = " (the vocabulary comes from the training split only)" * (
+                    name == "val split"
+                )
                 raise UnknownTokenError(
-                    f"{name} split, in the chunk starting at character {num_chars}{hint}: {error}"
+                    f"{name}, in the chunk starting at character {num_chars}{hint}: {error}"
                 ) from error
             ids.astype(dtype, copy=False).tofile(handle)
             num_tokens += len(ids)

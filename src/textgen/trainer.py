@@ -16,6 +16,7 @@ import copy
 import json
 import logging
 import math
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -62,7 +63,7 @@ class TrainConfig:
     max_time: float | None = None
     grad_accum_steps: int = 1
     optimizer: str = "adamw"
-    lr: float = 4e-3
+    lr: float = 8e-3
     weight_decay: float = 0.01
     momentum: float = 0.9  # sgd and rmsprop only
     nesterov: bool = False
@@ -231,6 +232,12 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
     ) -> None:
         self.config = config = config or TrainConfig()
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size > 1:  # several processes would overwrite one another's run folder
+            raise ValueError(
+                f"WORLD_SIZE={world_size}: multi-process (torchrun / DDP) training is not "
+                "supported yet; run one process per run folder"
+            )
         self.device = resolve_device(config.device)
         self._check_precision()
         self.model = model.to(self.device)
