@@ -5,6 +5,7 @@ loss and optimizers, the Trainer, checkpoints and the Sampler.
 """
 
 from textgen.bpe import BPETokenizer
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback
 from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from textgen.data import (
     Corpus,
@@ -14,6 +15,7 @@ from textgen.data import (
     prepare_corpus,
 )
 from textgen.datasets import available_corpora, corpus_path, load_corpus
+from textgen.evaluation import evaluate_split
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
 from textgen.optim import (
@@ -35,16 +37,7 @@ from textgen.tokenizer import (
     build_tokenizer,
     tokenizer_from_dict,
 )
-from textgen.trainer import (
-    Callback,
-    EarlyStopping,
-    SampleCallback,
-    TrainConfig,
-    Trainer,
-    TrainingDivergedError,
-    TrainResult,
-    evaluate_split,
-)
+from textgen.trainer import TrainConfig, Trainer, TrainingDivergedError, TrainResult
 
 __version__ = "0.1.0"
 

@@ -514,8 +514,8 @@ def _add_evaluate(commands: Any) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from textgen.checkpoint import load_checkpoint
     from textgen.data import prepare_corpus
+    from textgen.evaluation import evaluate_split
     from textgen.runtime import resolve_device
-    from textgen.trainer import evaluate_split
 
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)

@@ -19,19 +19,20 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback, callback_state
 from textgen.checkpoint import load_checkpoint, save_checkpoint
 from textgen.data import Corpus, RandomWindowBatcher, StreamBatcher, TokenSplit
-from textgen.loss import compute_metrics, sequence_cross_entropy
+from textgen.evaluation import evaluate_split
+from textgen.loss import sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, State, detach_state
 from textgen.optim import build_optimizer, build_scheduler, clip_gradients, l1_penalty
 from textgen.runtime import resolve_device, rng_state, seed_everything, set_rng_state
@@ -129,72 +130,6 @@ class TrainConfig:
             raise ValueError(f"nan_lr_factor must be in (0, 1), got {self.nan_lr_factor!r}")
         if self.max_nan_retries < 0 or self.keep_last < 0 or self.sample_every < 0:
             raise ValueError("max_nan_retries, keep_last and sample_every must be >= 0")
-
-
-class Callback:
-    """Hooks the Trainer calls; override the ones you need. ``trainer.should_stop = True`` ends
-    the run cleanly (``last.pt`` is written) after the current step."""
-
-    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        """After every optimizer step, with that step's metrics (see ``metrics.jsonl``)."""
-
-    def on_evaluate_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        """After each validation, with the validation metrics."""
-
-    def on_checkpoint_saved(self, trainer: Trainer, path: Path) -> None:
-        """After a checkpoint file was written (atomically)."""
-
-
-class EarlyStopping(Callback):
-    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` checks."""
-
-    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
-        if patience < 1:
-            raise ValueError(f"patience must be >= 1, got {patience!r}")
-        self.patience = patience
-        self.min_delta = min_delta
-        self.best = math.inf
-        self.bad_checks = 0
-
-    def on_evaluate_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        loss = metrics["val_loss"]
-        if loss < self.best - self.min_delta:
-            self.best, self.bad_checks = loss, 0
-            return
-        self.bad_checks += 1
-        if self.bad_checks >= self.patience:
-            logger.info("early stopping: no improvement in %d validations", self.bad_checks)
-            trainer.should_stop = True
-            trainer.stop_reason = "early_stopping"
-
-
-class SampleCallback(Callback):
-    """Print a short seeded sample every ``every`` steps, to watch the model learn."""
-
-    def __init__(
-        self,
-        every: int,
-        length: int = 200,
-        prompt: str = "",
-        seed: int = 0,
-        write: Callable[[str], None] | None = None,
-    ) -> None:
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every!r}")
-        self.every, self.length, self.prompt, self.seed = every, length, prompt, seed
-        self.write = write or tqdm.write
-
-    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        if metrics["step"] % self.every:
-            return
-        from textgen.sampler import Sampler
-
-        text = (
-            Sampler(trainer.model, trainer.tokenizer)
-            .generate(self.prompt, max_new_tokens=self.length, seed=self.seed)[0]
-            .text
-        )
-        self.write(f"--- sample at step {metrics['step']} ---\n{self.prompt}{text}\n---")
 
 
 @dataclass
@@ -528,7 +463,7 @@ class Trainer:
             "batcher": self.batcher.state_dict(),
             "hidden": self.state,
             "rng": rng_state(),
-            "callbacks": [_callback_state(c) for c in self.callbacks],
+            "callbacks": [callback_state(c) for c in self.callbacks],
         }
 
     def _restore(self, checkpoint: Any) -> None:
@@ -652,55 +587,6 @@ class Trainer:
                 signal.signal(sig, old)
 
 
-@torch.no_grad()
-def evaluate_split(
-    model: LSTMLanguageModel,
-    split: TokenSplit,
-    *,
-    batch_size: int = 16,
-    seq_len: int = 256,
-    max_batches: int | None = None,
-    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
-) -> dict[str, Any]:
-    """Cross-entropy of ``model`` over a token stream, with the state carried across windows.
-
-    The stream is cut into at most ``batch_size`` parallel streams (fewer for a short text) and
-    read window by window, so all but fewer than ``batch_size`` tokens are scored.
-
-    Returns:
-        ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte"}``.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    ids = np.asarray(split.ids)
-    streams = max(1, min(batch_size, (len(ids) - 1) // max(seq_len, 1)))
-    length = (len(ids) - 1) // streams
-    if length < 1:
-        raise ValueError(f"cannot evaluate: the text has only {len(ids)} token(s), need at least 2")
-    inputs = torch.from_numpy(ids[: streams * length].astype(np.int64)).view(streams, length)
-    # Row i reads ids[i*length : (i+1)*length] and predicts the same span shifted by one.
-    targets = torch.from_numpy(ids[1 : streams * length + 1].astype(np.int64)).view(streams, length)
-    total_nats, total_tokens, state = 0.0, 0, None
-    for batch_index, begin in enumerate(range(0, length, seq_len)):
-        if max_batches is not None and batch_index >= max_batches:
-            break
-        x = inputs[:, begin : begin + seq_len].to(device)
-        y = targets[:, begin : begin + seq_len].to(device)
-        with autocast():
-            logits, state = model(x, state)
-        total_nats += sequence_cross_entropy(logits.float(), y, reduction="sum").item()
-        total_tokens += y.numel()
-    model.train(was_training)
-    metrics = compute_metrics(
-        total_nats,
-        total_tokens,
-        num_chars=_scaled(split.num_chars, total_tokens, split.num_tokens),
-        num_bytes=_scaled(split.num_bytes, total_tokens, split.num_tokens),
-    )
-    return {"tokens": total_tokens, **metrics}
-
-
 class _RunOutput:
     """The run folder: checkpoints, ``metrics.jsonl`` and the progress bar, all in one place.
 
@@ -778,19 +664,6 @@ def _bits_per_char(loss: float, split: TokenSplit) -> float | None:
     if not split.num_chars:
         return None
     return loss * split.num_tokens / split.num_chars / math.log(2)
-
-
-def _scaled(count: int | None, tokens: int, total_tokens: int) -> int | None:
-    """Characters (or bytes) in the scored part of a split, assuming an even spread."""
-    if count is None or total_tokens == 0:
-        return None
-    return max(1, round(count * tokens / total_tokens))
-
-
-def _callback_state(callback: Callback) -> dict[str, Any] | None:
-    if isinstance(callback, EarlyStopping):
-        return {"best": callback.best, "bad_checks": callback.bad_checks}
-    return None
 
 
 def _fmt(value: float | None) -> str:
