@@ -1,0 +1,15 @@
+"""Shared test settings: deterministic property tests and a private encoding cache."""
+
+import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (the suite is deterministic) and are not
+# timed: the CI machines are shared and noisy.
+settings.register_profile("textgen", derandomize=True, deadline=None)
+settings.load_profile("textgen")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Token caches of tests go to a temporary folder, never the user's ~/.cache/textgen."""
+    monkeypatch.setenv("TEXTGEN_CACHE", str(tmp_path_factory.getbasetemp() / "textgen-cache"))
