@@ -80,6 +80,7 @@ def train_quick_model(args: argparse.Namespace) -> tuple[LSTMLanguageModel, Toke
     )
     config = TrainConfig(
         out_dir=args.out,
+        overwrite=True,  # an example reruns into the same folder; your runs need not
         batch_size=32,
         seq_len=64,
         max_steps=args.max_steps,

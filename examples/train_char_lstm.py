@@ -66,6 +66,7 @@ def main() -> None:
     # 3. Train: truncated BPTT over contiguous streams, AdamW, gradient clipping, cosine decay.
     config = TrainConfig(
         out_dir=args.out,
+        overwrite=True,  # an example reruns into the same folder; your runs need not
         batch_size=args.batch_size,
         seq_len=args.seq_len,
         max_steps=args.max_steps,

@@ -68,6 +68,7 @@ def main() -> None:
     print(f"model: {model.num_parameters():,} parameters")
     config = TrainConfig(
         out_dir=args.out,
+        overwrite=True,  # an example reruns into the same folder; your runs need not
         batch_size=args.batch_size,
         seq_len=args.seq_len,
         max_steps=args.max_steps,

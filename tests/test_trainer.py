@@ -231,3 +231,13 @@ def test_multi_process_launch_is_refused_until_ddp_exists(tmp_path, corpus, monk
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="WORLD_SIZE=2.*not supported yet"):
         Trainer(small_model(corpus), corpus, config(tmp_path))
+
+
+def test_an_existing_run_is_never_replaced_by_accident(tmp_path, corpus):
+    Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=2)).fit()
+    last = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(ValueError, match="already holds a run.*resume=True.*overwrite=True"):
+        Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=2)).fit()
+    assert (tmp_path / "run" / "last.pt").read_bytes() == last
+    Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=3, overwrite=True)).fit()
+    assert load_checkpoint(tmp_path / "run" / "last.pt").metadata["step"] == 3

@@ -291,6 +291,9 @@ def _add_train(commands: Any) -> None:
         default=_default(TrainConfig, "seed"),
         help="seeds weights, dropout and data order",
     )
+    r.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in --out (default: refuse)"
+    )
     r.add_argument("--resume", action="store_true", help="continue from DIR/last.pt exactly")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -310,9 +313,10 @@ def _train(args: argparse.Namespace) -> int:
         tokenizer = checkpoint.tokenizer
         model_config = ModelConfig(**checkpoint.model_config)
     else:
-        if (out / "last.pt").exists():
+        if (out / "last.pt").exists() and not args.overwrite:  # fail before preparing data
             raise ValueError(
-                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+                f"{out} already holds a run; pass --resume to continue it, --overwrite to start "
+                "afresh, or choose another --out"
             )
         options: dict[str, Any] = {}
         if args.tokenizer == "bpe":
@@ -370,6 +374,7 @@ def _train(args: argparse.Namespace) -> int:
         sample_every=args.sample_every,
         early_stopping_patience=args.early_stopping_patience,
         keep_last=args.keep_last,
+        overwrite=args.overwrite,
     )
     seed_everything(args.seed)  # the seed decides the initial weights too
     model = LSTMLanguageModel(model_config)

@@ -89,6 +89,7 @@ class TrainConfig:
     sample_length: int = 200
     early_stopping_patience: int | None = None
     keep_last: int = 0
+    overwrite: bool = False  # replace an existing run in out_dir instead of refusing
     max_nan_retries: int = 3
     nan_lr_factor: float = 0.5
 
@@ -244,15 +245,18 @@ class Trainer:
 
         Raises:
             CheckpointError: ``resume`` is set and ``last.pt`` is missing or unreadable.
+            ValueError: ``out_dir`` already holds a run and neither ``resume`` nor
+                ``config.overwrite`` is set (a run is never replaced by accident).
             TrainingDivergedError: the loss stayed non-finite after ``max_nan_retries`` rollbacks.
         """
         config = self.config
         if resume:
             self._restore(load_checkpoint(self.output.last_path))
-        elif self.output.last_path.exists():
-            logger.warning(
-                "%s exists and will be overwritten (use resume=True to continue)",
-                self.output.last_path,
+        elif self.output.last_path.exists() and not config.overwrite:
+            raise ValueError(
+                f"{self.output.out_dir} already holds a run; continue it with resume=True "
+                "(--resume), start afresh with overwrite=True (--overwrite), or use another "
+                "out_dir (--out)"
             )
         self.output.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
         self._good_snapshot = self._snapshot()
