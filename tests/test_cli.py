@@ -61,6 +61,7 @@ def test_train_resume_generate_evaluate_info(tmp_path, text_file, cache, capsys)
     code, out_text, _ = run(["info", out, "--json"], capsys)
     info = json.loads(out_text)
     assert code == 0 and info["step"] == 12 and info["tokenizer"] == "char"
+    assert info["resumable"] and info["path"].endswith("last.pt")  # a folder: the run as it stands
     assert info["parameters"] > 0 and info["vocab_size"] > 10
 
     code, text, err = run(

@@ -557,7 +557,11 @@ def _add_info(commands: Any) -> None:
 def _info(args: argparse.Namespace) -> int:
     from textgen.checkpoint import load_checkpoint
 
-    checkpoint = load_checkpoint(args.checkpoint)
+    path = Path(args.checkpoint)
+    # For a run folder, report the run as it stands now: last.pt has the latest progress.
+    if path.is_dir() and (path / "last.pt").is_file():
+        path = path / "last.pt"
+    checkpoint = load_checkpoint(path)
     model = checkpoint.build_model()
     tokenizer = checkpoint.tokenizer
     meta = checkpoint.metadata
