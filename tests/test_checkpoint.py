@@ -150,3 +150,11 @@ def test_round_trip_gives_identical_seeded_samples(tmp_path, model_and_tokenizer
         "to be", max_new_tokens=30, seed=5, top_k=10
     )
     assert before[0].token_ids == after[0].token_ids
+
+
+def test_a_text_file_is_not_a_checkpoint_in_one_short_sentence(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("hello, I am not a checkpoint\n")
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    assert str(error.value) == f"{path} is not a checkpoint (not a torch file, or truncated)"

@@ -253,3 +253,27 @@ def test_a_signal_saves_last_and_the_run_resumes(tmp_path, text_file, signum):
     )
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(out / "last.pt").metadata["step"] == step + 2
+
+
+def test_resume_keeps_the_runs_settings_and_refuses_changing_them(
+    tmp_path, text_file, cache, capsys
+):
+    out = tmp_path / "run"
+    first = ["train", text_file, "--out", out, *TINY, "--lr", "0.02", "--max-steps", "4"]
+    assert run(first, capsys)[0] == 0
+    # Only the new limit is given: the run's own lr, sizes and batch shape are kept.
+    resume = ["train", text_file, "--out", out, "--resume", "--quiet", "--device", "cpu"]
+    code, _, err = run([*resume, "--max-steps", "6"], capsys)
+    assert code == 0, err
+    assert load_checkpoint(out / "last.pt").metadata["train_config"]["lr"] == 0.02
+    code, _, err = run([*resume, "--max-steps", "8", "--optimizer", "sgd"], capsys)
+    assert code != 0 and "optimizer (was 'adamw', now 'sgd')" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_epochs_alone_are_not_capped_by_the_default_step_limit(tmp_path, text_file, cache, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["train", text_file, "--out", out, *TINY, "--epochs", "2"], capsys)
+    assert code == 0, err
+    metadata = load_checkpoint(out / "last.pt").metadata
+    assert metadata["epoch"] == 2 and metadata["train_config"]["max_steps"] is None

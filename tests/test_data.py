@@ -360,3 +360,19 @@ def test_no_temporary_files_left(corpus_file: Path, tmp_path: Path) -> None:
     prepare_corpus(corpus_file, cache_dir=tmp_path / "cache")
     names = os.listdir(tmp_path / "cache")
     assert len(names) == 1 and not names[0].startswith(".tmp")
+
+
+def test_crlf_text_without_spaces_is_cut_safely_for_every_tokenizer():
+    from textgen.bpe import BPETokenizer
+    from textgen.sources import text_chunks
+    from textgen.tokenizer import CharTokenizer, WordTokenizer
+
+    text = "".join(f"第{i}行の文章です。\r\n" for i in range(400)) + "end  of\r\n\r\ntext\r\n"
+    pieces = [text[i : i + 97] for i in range(0, len(text), 97)]
+    chunks = list(text_chunks(pieces, chunk_chars=500))
+    assert len(chunks) > 5 and "".join(chunks) == text
+    assert all(chunk[-1] not in "\r\n" for chunk in chunks[:-1])  # cut before the line break
+    for tokenizer in (CharTokenizer(), WordTokenizer(), BPETokenizer(vocab_size=300)):
+        tokenizer.fit([text])
+        whole = tokenizer.encode(text)
+        assert [i for chunk in chunks for i in tokenizer.encode(chunk)] == whole

@@ -241,3 +241,42 @@ def test_an_existing_run_is_never_replaced_by_accident(tmp_path, corpus):
     assert (tmp_path / "run" / "last.pt").read_bytes() == last
     Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=3, overwrite=True)).fit()
     assert load_checkpoint(tmp_path / "run" / "last.pt").metadata["step"] == 3
+
+
+def test_overwrite_removes_every_trace_of_the_old_run(tmp_path, corpus):
+    Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=20, keep_last=5)).fit()
+    run = tmp_path / "run"
+    assert (run / "step-00000020.pt").exists()
+    no_val = prepare_corpus([tmp_path / "text.txt"], val_fraction=0.0, cache_dir=tmp_path / "c")
+    Trainer(small_model(no_val), no_val, config(tmp_path, max_steps=3, overwrite=True)).fit()
+    assert not list(run.glob("step-*.pt"))
+    assert load_checkpoint(run / "best.pt").metadata["step"] == 3  # no validation: best = last
+    assert max(r["step"] for r in read_metrics(run)) == 3
+
+
+def test_random_windows_with_gradient_accumulation_cross_epochs(tmp_path, corpus):
+    steps = Trainer(
+        small_model(corpus),
+        corpus,
+        config(
+            tmp_path, batching="random", batch_size=6, grad_accum_steps=3, max_steps=None, epochs=2
+        ),
+    )
+    result = steps.fit()
+    assert result.stopped_by == "epochs" and result.epoch == 2
+
+
+def test_an_early_stopped_run_stays_finished_on_resume(tmp_path, corpus):
+    cfg = config(tmp_path, max_steps=200, eval_every=2, early_stopping_patience=1, lr=5.0)
+    first = Trainer(small_model(corpus), corpus, cfg).fit()
+    assert first.stopped_by == "early_stopping" and first.step < 200
+    again = Trainer(small_model(corpus), corpus, cfg).fit(resume=True)
+    assert again.step == first.step and again.stopped_by == "early_stopping"
+
+
+def test_resume_refuses_settings_that_are_fixed_for_a_run(tmp_path, corpus):
+    Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=2)).fit()
+    with pytest.raises(ValueError, match=r"lr \(was 0.01, now 0.05\)"):
+        Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=4, lr=0.05)).fit(
+            resume=True
+        )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             has an unknown format version, or lacks a required key. The message names the path.
     """
     path = resolve_checkpoint_path(path)
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(f"{path} is not a checkpoint (not a torch file, or truncated)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -221,8 +224,9 @@ def _umask() -> int:
 
 
 def _first_line(error: BaseException) -> str:
+    """The first sentence of an error: torch's own messages run to paragraphs."""
     lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    return lines[0].split(". ")[0] if lines else type(error).__name__
 
 
 def _fsync_dir(directory: Path) -> None:

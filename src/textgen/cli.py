@@ -28,10 +28,12 @@ EXIT_INTERRUPTED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``textgen`` script and ``python -m textgen``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USER_ERROR
+    args.explicit = _explicit_flags(argv)
     from textgen.checkpoint import CheckpointError
     from textgen.trainer import TrainingDivergedError
 
@@ -270,6 +272,12 @@ def _add_train(commands: Any) -> None:
         default=_default(TrainConfig, "eval_every"),
         help="validate and write last.pt every N steps",
     )
+    r.add_argument(
+        "--log-every",
+        type=int,
+        default=_default(TrainConfig, "log_every"),
+        help="append a training record to metrics.jsonl every N steps",
+    )
     r.add_argument("--sample-every", type=int, default=0, help="print a sample every N steps")
     r.add_argument(
         "--early-stopping-patience",
@@ -347,7 +355,7 @@ def _train(args: argparse.Namespace) -> int:
             cell=args.cell,
             residual=args.residual,
         )
-    config = TrainConfig(
+    settings: dict[str, Any] = dict(
         out_dir=str(out),
         batch_size=args.batch_size,
         seq_len=args.seq_len,
@@ -367,6 +375,7 @@ def _train(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         warmup_steps=args.warmup_steps,
         eval_every=args.eval_every,
+        log_every=args.log_every,
         device=args.device,
         precision=args.precision,
         seed=args.seed,
@@ -376,6 +385,20 @@ def _train(args: argparse.Namespace) -> int:
         keep_last=args.keep_last,
         overwrite=args.overwrite,
     )
+    if (
+        settings["max_steps"]
+        and "max_steps" not in args.explicit
+        and (args.epochs or args.max_time)
+    ):
+        settings["max_steps"] = None  # --epochs / --max-time alone mean what they say
+    if args.resume:  # a resumed run keeps its settings; only flags given now change them
+        saved = checkpoint.metadata.get("train_config") or {}
+        cli_names = {"out_dir": "out", "progress": "quiet"}
+        for item in dataclasses.fields(TrainConfig):
+            if item.name in saved and cli_names.get(item.name, item.name) not in args.explicit:
+                settings[item.name] = saved[item.name]
+        settings.update(out_dir=str(out), progress=not args.quiet)
+    config = TrainConfig(**settings)
     seed_everything(args.seed)  # the seed decides the initial weights too
     model = LSTMLanguageModel(model_config)
     if not args.quiet:
@@ -449,7 +472,8 @@ def _generate(args: argparse.Namespace) -> int:
     if args.prompt_file:
         prompt_path = Path(args.prompt_file)
         if not prompt_path.is_file():
-            raise FileNotFoundError(f"prompt file {prompt_path} does not exist")
+            what = "is not a file" if prompt_path.exists() else "does not exist"
+            raise FileNotFoundError(f"prompt file {prompt_path} {what}")
         prompt = prompt_path.read_text(encoding="utf-8")
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)
@@ -593,6 +617,18 @@ def _info(args: argparse.Namespace) -> int:
     print(f"best val loss   {'n/a' if best is None else f'{best:.4f} nats/token'}")
     print(f"resumable       {'yes' if info['resumable'] else 'no (weights only)'}")
     return 0
+
+
+def _explicit_flags(argv: list[str]) -> set[str]:
+    """Destinations of the flags given on the command line (not left at their defaults)."""
+    probe = build_parser()
+    for action in probe._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                for sub_action in subparser._actions:
+                    sub_action.default = argparse.SUPPRESS
+                subparser._defaults.clear()
+    return set(vars(probe.parse_args(argv))) - {"command"}
 
 
 def _default(config_class: type, name: str) -> Any:

@@ -35,23 +35,26 @@ def evaluate_split(
     Returns:
         ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte"}``.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    ids = np.asarray(split.ids)
-    streams = max(1, min(batch_size, (len(ids) - 1) // max(seq_len, 1)))
+    if batch_size < 1 or seq_len < 1:
+        raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size} and {seq_len}")
+    ids = split.ids  # may be a memmap larger than RAM: only one window is read at a time
+    streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
     length = (len(ids) - 1) // streams
     if length < 1:
         raise ValueError(f"cannot evaluate: the text has only {len(ids)} token(s), need at least 2")
-    inputs = torch.from_numpy(ids[: streams * length].astype(np.int64)).view(streams, length)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
     # Row i reads ids[i*length : (i+1)*length] and predicts the same span shifted by one.
-    targets = torch.from_numpy(ids[1 : streams * length + 1].astype(np.int64)).view(streams, length)
+    starts = np.arange(streams) * length
     total_nats, total_tokens, state = 0.0, 0, None
     for batch_index, begin in enumerate(range(0, length, seq_len)):
         if max_batches is not None and batch_index >= max_batches:
             break
-        x = inputs[:, begin : begin + seq_len].to(device)
-        y = targets[:, begin : begin + seq_len].to(device)
+        width = min(seq_len, length - begin)
+        window = np.stack([ids[s + begin : s + begin + width + 1] for s in starts])
+        window_t = torch.from_numpy(window.astype(np.int64))
+        x, y = window_t[:, :-1].to(device), window_t[:, 1:].to(device)
         with autocast():
             logits, state = model(x, state)
         total_nats += sequence_cross_entropy(logits.float(), y, reduction="sum").item()

@@ -84,8 +84,10 @@ _BLOCK = 64
 def _string_tuple(name: str, value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
-    if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) and v for v in value):
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"{name} must be a sequence of non-empty strings, got {value!r}")
+    if not all(value):
+        raise ValueError(f"{name} must hold non-empty strings, got {value!r}")
     return tuple(value)
 
 

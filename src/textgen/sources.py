@@ -229,46 +229,50 @@ def split_point(stream: SourceStream, val_fraction: float) -> int:
     return target + skip
 
 
-# Safe places to cut text between two encode calls: just after a lone "\n" between non-space
-# characters, else just before a lone space between non-space characters. No word, whitespace
-# run or GPT-2 style pre-token spans such a cut, so encoding chunk by chunk equals encoding
-# the whole text.
-_NEWLINE_CUT = re.compile(r"\S\n(?=\S)")
+# Safe places to cut text between two encode calls: just before a newline ("\n" or "\r\n") that
+# lies between non-space characters, else just before a lone space between non-space
+# characters. No word, whitespace run or GPT-2 style pre-token spans such a cut (a pre-token
+# never runs from a non-space character into the whitespace after it), so encoding chunk by
+# chunk equals encoding the whole text.
+_NEWLINE_CUT = re.compile(r"\S(?=\r?\n\S)")
 _SPACE_CUT = re.compile(r"\S(?= \S)")
-_MAX_CARRY = 64 << 20
+_MAX_CARRY = 16 << 20  # text with no safe cut at all is cut anyway past this many characters
+_LOOKAHEAD = 3  # characters a cut pattern looks past its cut
 
 
-def _last_cut(text: str) -> int:
-    """Offset of the last safe cut in ``text`` (0: none), looking at its tail first."""
-    for start in (max(len(text) - (1 << 16), 0), 0):
-        for pattern in (_NEWLINE_CUT, _SPACE_CUT):
-            cut = 0
-            for match in pattern.finditer(text, start):
-                cut = match.end()
-            if cut:
-                return cut
+def _last_cut(text: str, start: int = 0) -> int:
+    """Offset of the last safe cut in ``text[start:]`` (0: none), newline cuts first."""
+    for pattern in (_NEWLINE_CUT, _SPACE_CUT):
+        cut = 0
+        for match in pattern.finditer(text, start):
+            cut = match.end()
+        if cut:
+            return cut
     return 0
 
 
 def text_chunks(pieces: Iterable[str], chunk_chars: int | None = None) -> Iterator[str]:
     """Re-cut text ``pieces`` into chunks of about ``chunk_chars`` at safe token boundaries.
 
-    Text with no safe cut at all is cut anyway once more than 64 Mi characters pile up.
+    Text with no safe cut at all is cut anyway once more than 16 Mi characters pile up.
     """
     chunk_chars = READ_SIZE if chunk_chars is None else chunk_chars
     buffer: list[str] = []
     buffered = 0
+    searched = 0  # the carried text before this offset holds no cut: never scan it again
     for piece in pieces:
         buffer.append(piece)
         buffered += len(piece)
         if buffered < chunk_chars:
             continue
         text = "".join(buffer)
-        cut = _last_cut(text) or (len(text) if len(text) > _MAX_CARRY else 0)
+        cut = _last_cut(text, max(searched - _LOOKAHEAD, 0))
+        if not cut and len(text) > _MAX_CARRY:
+            cut = len(text)
         if cut:
             yield text[:cut]
             text = text[cut:]
-        buffer, buffered = [text], len(text)
+        buffer, buffered, searched = [text], len(text), 0 if cut else len(text)
     text = "".join(buffer)
     if text:
         yield text

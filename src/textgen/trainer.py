@@ -41,6 +41,13 @@ logger = logging.getLogger(__name__)
 
 _PRECISIONS = ("fp32", "bf16", "fp16")
 _BATCHING = ("stream", "random")
+# Settings a resumed run must share with the run it continues (the optimizer state, schedule
+# and data cursor in last.pt were built from them); stopping limits and logging may change.
+_FIXED_ON_RESUME = (
+    "batch_size", "seq_len", "batching", "grad_accum_steps", "optimizer", "lr", "weight_decay",
+    "momentum", "nesterov", "l1", "schedule", "warmup_steps", "min_lr_ratio", "step_size",
+    "gamma", "plateau_patience", "plateau_factor", "seed",
+)  # fmt: skip
 
 
 class TrainingDivergedError(RuntimeError):
@@ -285,6 +292,8 @@ class Trainer:
                     callback.on_step_end(self, metrics)
                 if self.step % config.eval_every == 0:
                     self._validate_and_checkpoint()
+            if last_metrics and self.step % config.log_every:  # the final step is always logged
+                self.output.log(last_metrics)
             if self._saved_at != self.step:
                 if stopped_by in ("signal", "callback"):
                     self._save("last")  # an interruption: keep the exact state, skip validation
@@ -426,6 +435,8 @@ class Trainer:
                 self._save("best")
             for callback in self.callbacks:
                 callback.on_evaluate_end(self, metrics)
+        else:
+            self._save("best")  # nothing to compare against: the latest weights are the best known
         self._save("last")
         if self.config.keep_last:
             self._save(f"step-{self.step:08d}")
@@ -467,13 +478,28 @@ class Trainer:
             "batcher": self.batcher.state_dict(),
             "hidden": self.state,
             "rng": rng_state(),
-            "callbacks": [callback_state(c) for c in self.callbacks],
+            "callbacks": {
+                type(c).__name__: s for c in self.callbacks if (s := callback_state(c)) is not None
+            },
+            "finished_by": "early_stopping" if self._early_stopped() else None,
         }
 
     def _restore(self, checkpoint: Any) -> None:
         state = checkpoint.train_state
         if state is None:
             raise ValueError(f"{checkpoint.path} holds no training state; cannot resume from it")
+        saved_config = checkpoint.metadata.get("train_config") or {}
+        changed = [
+            f"{name} (was {saved_config[name]!r}, now {getattr(self.config, name)!r})"
+            for name in _FIXED_ON_RESUME
+            if name in saved_config and saved_config[name] != getattr(self.config, name)
+        ]
+        if changed:
+            raise ValueError(
+                f"cannot resume {checkpoint.path} with different settings: {', '.join(changed)}; "
+                "these are fixed for the life of a run (limits such as max_steps, epochs, "
+                "max_time, eval_every and clipping may change)"
+            )
         self.model.load_state_dict(checkpoint.model_state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -487,10 +513,18 @@ class Trainer:
         self.clip_events = int(state["clip_events"])
         self.best_val_loss = state["best_val_loss"]
         self.elapsed = float(state["elapsed"])
-        for callback, saved in zip(self.callbacks, state.get("callbacks", []), strict=False):
-            if saved and hasattr(callback, "__dict__"):
+        saved_callbacks = state.get("callbacks") or {}
+        for callback in self.callbacks:
+            saved = saved_callbacks.get(type(callback).__name__)
+            if saved:
                 callback.__dict__.update(saved)
+        if state.get("finished_by"):  # an early-stopped run stays finished
+            self.should_stop, self.stop_reason = True, str(state["finished_by"])
+        self._saved_at = self.step  # last.pt is exactly this state: no need to write it again
         set_rng_state(state["rng"])
+
+    def _early_stopped(self) -> bool:
+        return self.should_stop and self.stop_reason == "early_stopping"
 
     def _snapshot(self) -> dict[str, Any]:
         """In-memory copy of the last good state, for rolling back after a NaN."""
@@ -547,7 +581,12 @@ class Trainer:
     ) -> StreamBatcher | RandomWindowBatcher:
         if self.config.batching == "random":
             return RandomWindowBatcher(
-                split.ids, batch_size, self.config.seq_len, seed=self.config.seed
+                split.ids,
+                batch_size,
+                self.config.seq_len,
+                seed=self.config.seed,
+                # micro-batches need full batches; a short last batch would leave some empty
+                drop_last=self.config.grad_accum_steps > 1,
             )
         return StreamBatcher(split.ids, batch_size, self.config.seq_len)
 
@@ -613,8 +652,18 @@ class _RunOutput:
 
     def start(self, config: TrainConfig, *, total: int | None, initial: int, fresh: bool) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if fresh and self.metrics_path.exists():
-            self.metrics_path.unlink()
+        if not fresh and self.metrics_path.exists():
+            # Steps logged after last.pt was written will run again: keep them only once.
+            lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if _record_step(line) <= initial]
+            self.metrics_path.write_text("".join(kept), encoding="utf-8")
+        if fresh:  # a new run (or an explicit overwrite): nothing of an older run may linger
+            for old in [
+                self.metrics_path,
+                self.out_dir / "best.pt",
+                *self.out_dir.glob("step-*.pt"),
+            ]:
+                old.unlink(missing_ok=True)
         (self.out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
         self.bar = tqdm(
             total=total,
@@ -662,6 +711,14 @@ class _RunOutput:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _record_step(line: str) -> float:
+    """Step of a metrics.jsonl line; a line cut short by a crash counts as past every step."""
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return math.inf
 
 
 def _bits_per_char(loss: float, split: TokenSplit) -> float | None:
