@@ -384,6 +384,7 @@ def test_empty_prompt_start_token() -> None:
     assert start_token_id(FakeCharTokenizer("ab", eos=True)) == 2
     assert start_token_id(FakeCharTokenizer("ab\n")) == 2
     assert start_token_id(FakeCharTokenizer("ab")) == 0
+    assert start_token_id(FakeCharTokenizer("a\nb", eos=True)) == 1  # newline before eos
     tokenizer = FakeCharTokenizer("ab\n")
     model = TinyLSTM(3)
     Sampler(model, tokenizer).generate("", max_new_tokens=2)

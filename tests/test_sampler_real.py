@@ -60,3 +60,10 @@ def test_bpe_streaming_prints_whole_characters_and_matches_generate():
     ids = sampler.generate("漢", max_new_tokens=40, seed=3, temperature=1.5)[0].token_ids
     expected = decoder.decode(sampler.tokenizer.decode_bytes(ids), final=True)
     assert text == expected
+
+
+def test_settings_that_remove_every_token_fail_clearly():
+    sampler = make(CharTokenizer())
+    every_char = tuple(sorted(set(TEXT)))
+    with pytest.raises(ValueError, match="removed every token at new token 1"):
+        sampler.generate("wör", bad_words=every_char, max_new_tokens=5, seed=0)

@@ -202,15 +202,20 @@ class Generation:
 
 
 def start_token_id(tokenizer: Tokenizer) -> int:
-    """The token an empty prompt starts from: ``eos_id`` if any, else ``"\\n"`` if it is a single
-    token, else 0."""
-    if tokenizer.eos_id is not None:
-        return tokenizer.eos_id
+    """The token an empty prompt starts from: ``"\\n"`` if it is a single token, else ``eos_id``
+    if any, else 0.
+
+    A newline comes first because the model has seen it start lines and speeches; textgen's data
+    pipeline does not put end-of-text markers into the training stream, so an ``eos`` embedding
+    may never have been trained.
+    """
     try:
         newline = tokenizer.encode("\n")
     except ValueError:
         newline = []
-    return newline[0] if len(newline) == 1 else 0
+    if len(newline) == 1:
+        return newline[0]
+    return tokenizer.eos_id if tokenizer.eos_id is not None else 0
 
 
 def build_processors(
@@ -334,9 +339,14 @@ class _Run:
             logits, self.state = self.model(self._pending[:, None], self.state)
             self.logits = logits[:, -1].float()
         scores = self.logits
+        step = self.length - self.prompt_length
         if self.processors:
             scores = apply_processors(self.processors, self.tokens[:, : self.length], scores)
-        step = self.length - self.prompt_length
+            if bool(torch.isneginf(scores).all(dim=-1).any()):
+                raise ValueError(
+                    f"the sampling settings removed every token at new token {step + 1} (e.g. "
+                    "banned strings or no_repeat_ngram_size leave nothing to choose); relax them"
+                )
         if self.greedy:
             next_ids = scores.argmax(dim=-1)
         else:
