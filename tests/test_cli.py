@@ -277,3 +277,11 @@ def test_epochs_alone_are_not_capped_by_the_default_step_limit(tmp_path, text_fi
     assert code == 0, err
     metadata = load_checkpoint(out / "last.pt").metadata
     assert metadata["epoch"] == 2 and metadata["train_config"]["max_steps"] is None
+
+
+def test_a_time_budget_alone_trains_with_a_plateau_schedule(tmp_path, text_file, cache, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["train", text_file, "--out", out, *TINY, "--max-time", "1"], capsys)
+    assert code == 0, err
+    config = load_checkpoint(out / "last.pt").metadata["train_config"]
+    assert config["max_steps"] is None and config["schedule"] == "plateau"

@@ -391,6 +391,10 @@ def _train(args: argparse.Namespace) -> int:
         and (args.epochs or args.max_time)
     ):
         settings["max_steps"] = None  # --epochs / --max-time alone mean what they say
+        if not settings["epochs"] and "schedule" not in args.explicit:
+            # a time budget has no known length to decay over: cut the rate when validation
+            # stops improving instead (as word_language_model does)
+            settings["schedule"] = "plateau"
     if args.resume:  # a resumed run keeps its settings; only flags given now change them
         saved = checkpoint.metadata.get("train_config") or {}
         cli_names = {"out_dir": "out", "progress": "quiet"}
