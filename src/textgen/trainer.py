@@ -265,11 +265,11 @@ class Trainer:
                 "(--resume), start afresh with overwrite=True (--overwrite), or use another "
                 "out_dir (--out)"
             )
-        self.output.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
-        self._good_snapshot = self._snapshot()
         stopped_by = "max_steps"
         last_metrics: dict[str, Any] = {}
-        with self._signals_save_and_stop():
+        with self._signals_save_and_stop():  # from here on, Ctrl-C / SIGTERM save last.pt
+            self.output.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
+            self._good_snapshot = self._snapshot()
             start = time.perf_counter() - self.elapsed
             batches = self._batches()
             while True:
