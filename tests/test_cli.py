@@ -285,3 +285,23 @@ def test_a_time_budget_alone_trains_with_a_plateau_schedule(tmp_path, text_file,
     assert code == 0, err
     config = load_checkpoint(out / "last.pt").metadata["train_config"]
     assert config["max_steps"] is None and config["schedule"] == "plateau"
+
+
+def test_resume_reads_the_same_text_without_repeating_it(tmp_path, text_file, cache, capsys):
+    out = tmp_path / "run"
+    assert run(["train", text_file, "--out", out, *TINY, "--max-steps", "3"], capsys)[0] == 0
+    # No DATA given: the run's data.json points at sonnet.txt, not the bundled corpus.
+    code, _, err = run(["train", "--out", out, "--resume", "--max-steps", "5", "--quiet"], capsys)
+    assert code == 0, err
+    assert load_checkpoint(out / "last.pt").metadata["step"] == 5
+
+
+def test_a_time_budget_with_no_step_limit_trains(tmp_path, text_file, cache, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(
+        ["train", text_file, "--out", out, *TINY, "--max-steps", "0", "--max-time", "1"], capsys
+    )
+    assert code == 0, err
+    # resuming with a new limit alone lifts the step cap of the run's saved settings
+    code, _, err = run(["train", "--out", out, "--resume", "--max-time", "2", "--quiet"], capsys)
+    assert code == 0, err

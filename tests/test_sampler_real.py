@@ -67,3 +67,14 @@ def test_settings_that_remove_every_token_fail_clearly():
     every_char = tuple(sorted(set(TEXT)))
     with pytest.raises(ValueError, match="removed every token at new token 1"):
         sampler.generate("wör", bad_words=every_char, max_new_tokens=5, seed=0)
+
+
+def test_beam_search_never_emits_removed_tokens():
+    sampler = make(CharTokenizer())
+    every_char = tuple(sorted(set(TEXT)))
+    with pytest.raises(ValueError, match="removed every token"):
+        sampler.generate("wör", num_beams=2, bad_words=every_char, max_new_tokens=5)
+    for beam in sampler.generate(
+        "wör", num_beams=3, num_samples=3, no_repeat_ngram_size=1, max_new_tokens=12
+    ):
+        assert len(set(beam.token_ids)) == len(beam.token_ids)  # 1-gram repeats were banned

@@ -315,13 +315,14 @@ def _train(args: argparse.Namespace) -> int:
     from textgen.trainer import TrainConfig, Trainer
 
     out = Path(args.out)
-    sources = args.data or ["shakespeare"]
+    data = _data_settings(args, out)
     if args.resume:
         checkpoint = load_checkpoint(out / "last.pt")
         tokenizer = checkpoint.tokenizer
         model_config = ModelConfig(**checkpoint.model_config)
     else:
-        if (out / "last.pt").exists() and not args.overwrite:  # fail before preparing data
+        holds_run = any((out / name).exists() for name in ("last.pt", "best.pt"))
+        if holds_run and not args.overwrite:  # fail before preparing data
             raise ValueError(
                 f"{out} already holds a run; pass --resume to continue it, --overwrite to start "
                 "afresh, or choose another --out"
@@ -335,12 +336,12 @@ def _train(args: argparse.Namespace) -> int:
             options = {"unknown": args.unknown}
         tokenizer = build_tokenizer(args.tokenizer, **options)
     corpus = prepare_corpus(
-        sources,
+        data["sources"],
         tokenizer,
-        val_fraction=0.0 if args.val_file else args.val_fraction,
-        val_sources=args.val_file,
+        val_fraction=0.0 if data["val_file"] else data["val_fraction"],
+        val_sources=data["val_file"],
         cache_dir=args.cache_dir,
-        errors=args.encoding_errors,
+        errors=data["encoding_errors"],
     )
     if not args.resume:
         model_config = ModelConfig(
@@ -385,16 +386,6 @@ def _train(args: argparse.Namespace) -> int:
         keep_last=args.keep_last,
         overwrite=args.overwrite,
     )
-    if (
-        settings["max_steps"]
-        and "max_steps" not in args.explicit
-        and (args.epochs or args.max_time)
-    ):
-        settings["max_steps"] = None  # --epochs / --max-time alone mean what they say
-        if not settings["epochs"] and "schedule" not in args.explicit:
-            # a time budget has no known length to decay over: cut the rate when validation
-            # stops improving instead (as word_language_model does)
-            settings["schedule"] = "plateau"
     if args.resume:  # a resumed run keeps its settings; only flags given now change them
         saved = checkpoint.metadata.get("train_config") or {}
         cli_names = {"out_dir": "out", "progress": "quiet"}
@@ -402,6 +393,17 @@ def _train(args: argparse.Namespace) -> int:
             if item.name in saved and cli_names.get(item.name, item.name) not in args.explicit:
                 settings[item.name] = saved[item.name]
         settings.update(out_dir=str(out), progress=not args.quiet)
+    if {"epochs", "max_time"} & args.explicit and "max_steps" not in args.explicit:
+        settings["max_steps"] = None  # --epochs / --max-time alone mean what they say
+    if (
+        not args.resume
+        and settings["max_steps"] is None
+        and not settings["epochs"]
+        and "schedule" not in args.explicit
+    ):
+        # A time budget has no known length to decay over: cut the rate when validation stops
+        # improving instead (as word_language_model does).
+        settings["schedule"] = "plateau"
     config = TrainConfig(**settings)
     seed_everything(args.seed)  # the seed decides the initial weights too
     model = LSTMLanguageModel(model_config)
@@ -413,7 +415,11 @@ def _train(args: argparse.Namespace) -> int:
             f"(vocabulary {corpus.tokenizer.vocab_size}); run folder {out}",
             file=sys.stderr,
         )
-    result = Trainer(model, corpus, config).fit(resume=args.resume)
+    trainer = Trainer(model, corpus, config)
+    if not args.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "data.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    result = trainer.fit(resume=args.resume)
     summary = f"stopped at step {result.step} ({result.stopped_by})"
     if result.best_val_loss is not None:
         summary += f"; best validation loss {result.best_val_loss:.4f} nats/token"
@@ -621,6 +627,28 @@ def _info(args: argparse.Namespace) -> int:
     print(f"best val loss   {'n/a' if best is None else f'{best:.4f} nats/token'}")
     print(f"resumable       {'yes' if info['resumable'] else 'no (weights only)'}")
     return 0
+
+
+def _data_settings(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Where the text comes from. A resumed run reads the same text as before (saved in
+    ``out/data.json``) unless DATA or a data flag is given again."""
+    data = {
+        # absolute paths, so a resume from another folder finds the same files
+        "sources": [
+            str(Path(s).resolve()) if Path(s).exists() else s for s in args.data or ["shakespeare"]
+        ],
+        "val_fraction": args.val_fraction,
+        "val_file": [str(Path(f).resolve()) for f in args.val_file] if args.val_file else None,
+        "encoding_errors": args.encoding_errors,
+    }
+    saved_path = out / "data.json"
+    if args.resume and saved_path.is_file():
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        given = {"sources": "data"}
+        for key in data:
+            if given.get(key, key) not in args.explicit and key in saved:
+                data[key] = saved[key]
+    return data
 
 
 def _explicit_flags(argv: list[str]) -> set[str]:

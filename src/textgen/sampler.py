@@ -703,7 +703,14 @@ class Sampler:
                 logits, state = self.model(tokens[:, -1:], state)
                 logits = logits[:, -1].float()
             # Processors act on logits, then log-softmax, so a width of 1 is exactly greedy.
-            processed = apply_processors(processors, tokens, logits).log_softmax(dim=-1)
+            scored = apply_processors(processors, tokens, logits)
+            removed = torch.isneginf(scored).all(dim=-1)  # beams left with nothing to choose
+            if bool(removed.all()):
+                raise ValueError(
+                    f"the sampling settings removed every token at new token {step + 1} (e.g. "
+                    "banned strings or no_repeat_ngram_size leave nothing to choose); relax them"
+                )
+            processed = scored.log_softmax(dim=-1).masked_fill(removed[:, None], float("-inf"))
             candidates = (beam_scores[:, None] + processed).view(-1)
             top_scores, top_index = candidates.topk(min(2 * width, candidates.numel()))
             vocab_size = logits.shape[-1]

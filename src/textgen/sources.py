@@ -258,13 +258,14 @@ def text_chunks(pieces: Iterable[str], chunk_chars: int | None = None) -> Iterat
     """
     chunk_chars = READ_SIZE if chunk_chars is None else chunk_chars
     buffer: list[str] = []
-    buffered = 0
+    pending = 0  # characters added since the last look for a cut
     searched = 0  # the carried text before this offset holds no cut: never scan it again
     for piece in pieces:
         buffer.append(piece)
-        buffered += len(piece)
-        if buffered < chunk_chars:
+        pending += len(piece)
+        if pending < chunk_chars:  # look (and join) once per chunk_chars of new text: linear
             continue
+        pending = 0
         text = "".join(buffer)
         cut = _last_cut(text, max(searched - _LOOKAHEAD, 0))
         if not cut and len(text) > _MAX_CARRY:
@@ -272,7 +273,7 @@ def text_chunks(pieces: Iterable[str], chunk_chars: int | None = None) -> Iterat
         if cut:
             yield text[:cut]
             text = text[cut:]
-        buffer, buffered, searched = [text], len(text), 0 if cut else len(text)
+        buffer, searched = [text], 0 if cut else len(text)
     text = "".join(buffer)
     if text:
         yield text

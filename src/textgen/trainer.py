@@ -259,7 +259,7 @@ class Trainer:
         config = self.config
         if resume:
             self._restore(load_checkpoint(self.output.last_path))
-        elif self.output.last_path.exists() and not config.overwrite:
+        elif self.output.holds_run() and not config.overwrite:
             raise ValueError(
                 f"{self.output.out_dir} already holds a run; continue it with resume=True "
                 "(--resume), start afresh with overwrite=True (--overwrite), or use another "
@@ -646,6 +646,14 @@ class _RunOutput:
     def last_path(self) -> Path:
         return self.out_dir / "last.pt"
 
+    def _checkpoints(self) -> list[Path]:
+        names = [self.out_dir / "last.pt", self.out_dir / "best.pt"]
+        return [p for p in names if p.exists()] + sorted(self.out_dir.glob("step-*.pt"))
+
+    def holds_run(self) -> bool:
+        """True when the folder already holds checkpoints of some run."""
+        return bool(self._checkpoints())
+
     @property
     def metrics_path(self) -> Path:
         return self.out_dir / "metrics.jsonl"
@@ -658,11 +666,7 @@ class _RunOutput:
             kept = [line for line in lines if _record_step(line) <= initial]
             self.metrics_path.write_text("".join(kept), encoding="utf-8")
         if fresh:  # a new run (or an explicit overwrite): nothing of an older run may linger
-            for old in [
-                self.metrics_path,
-                self.out_dir / "best.pt",
-                *self.out_dir.glob("step-*.pt"),
-            ]:
+            for old in [self.metrics_path, *self._checkpoints()]:
                 old.unlink(missing_ok=True)
         (self.out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
         self.bar = tqdm(
