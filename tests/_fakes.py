@@ -1,5 +1,6 @@
-"""Test-local stand-ins for the model and tokenizer (kept in one place so the integrator can swap
-in `textgen.model.LSTMLanguageModel` and `textgen.tokenizer.CharTokenizer`)."""
+"""Controllable stand-ins for the model and tokenizer in the sampler's tests: fixed or scripted
+next-token tables and recorded forward calls make the processors' effects exact to check
+(tests/test_sampler_real.py runs the same behaviour on the real model and tokenizers)."""
 
 from __future__ import annotations
 
