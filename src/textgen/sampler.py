@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from textgen.beam import beam_search as _beam_search
 from textgen.model import State, select_state
 from textgen.processors import (
     BannedTokensProcessor,
@@ -514,7 +515,16 @@ class Sampler:
             dataclasses.replace(config, greedy=True), self.tokenizer, prompt_length=len(history)
         )
         with self._inference():
-            hypotheses = self._beam_search(model_input, history, config, processors)
+            hypotheses = _beam_search(
+                self.model,
+                model_input,
+                history,
+                processors,
+                num_beams=config.num_beams,
+                max_new_tokens=config.max_new_tokens,
+                length_penalty=config.length_penalty,
+                eos_id=self.tokenizer.eos_id,
+            )
         hypotheses.sort(key=lambda h: h[0], reverse=True)
         results = []
         for score, ids, logprobs, reason in hypotheses[: config.num_samples]:
@@ -680,80 +690,3 @@ class Sampler:
         pending = pending if cut is None else pending[:cut]
         if pending:
             yield pending
-
-    def _beam_search(
-        self,
-        model_input: list[int],
-        history: list[int],
-        config: SampleConfig,
-        processors: list[LogitsProcessor],
-    ) -> list[tuple[float, list[int], list[float], FinishReason]]:
-        """Run beam search; returns hypotheses ``(score, ids, model log-probs, reason)``."""
-        width, eos, penalty = config.num_beams, self.tokenizer.eos_id, config.length_penalty
-        ids = torch.tensor([model_input], dtype=torch.long, device=self.device)
-        logits, state = self.model(ids, None)
-        logits = logits[:, -1].float()
-        tokens = torch.tensor([history], dtype=torch.long, device=self.device)  # (beams, T)
-        token_logprobs = torch.zeros(1, 0, device=self.device)  # model log-probs per beam token
-        beam_scores = torch.zeros(1, device=self.device)  # summed processed log-probs
-        done: list[tuple[float, list[int], list[float], FinishReason]] = []
-        prompt_length = len(history)
-        for step in range(config.max_new_tokens):
-            if step > 0:
-                logits, state = self.model(tokens[:, -1:], state)
-                logits = logits[:, -1].float()
-            # Processors act on logits, then log-softmax, so a width of 1 is exactly greedy.
-            scored = apply_processors(processors, tokens, logits)
-            removed = torch.isneginf(scored).all(dim=-1)  # beams left with nothing to choose
-            if bool(removed.all()):
-                raise ValueError(
-                    f"the sampling settings removed every token at new token {step + 1} (e.g. "
-                    "banned strings or no_repeat_ngram_size leave nothing to choose); relax them"
-                )
-            processed = scored.log_softmax(dim=-1).masked_fill(removed[:, None], float("-inf"))
-            candidates = (beam_scores[:, None] + processed).view(-1)
-            top_scores, top_index = candidates.topk(min(2 * width, candidates.numel()))
-            vocab_size = logits.shape[-1]
-            keep: list[tuple[float, int, int]] = []
-            for rank, (score, index) in enumerate(
-                zip(top_scores.tolist(), top_index.tolist(), strict=True)
-            ):
-                beam, token = divmod(index, vocab_size)
-                if score == float("-inf"):
-                    break
-                if token == eos:
-                    if rank < width:
-                        raw = [
-                            *token_logprobs[beam].tolist(),
-                            float(logits[beam].log_softmax(-1)[token]),
-                        ]
-                        ids_so_far = tokens[beam, prompt_length:].tolist()
-                        done.append((score / (step + 1) ** penalty, ids_so_far, raw, "eos"))
-                    continue
-                keep.append((score, beam, token))
-                if len(keep) == width:
-                    break
-            if not keep:
-                return done
-            beams = torch.tensor([b for _, b, _ in keep], device=self.device)
-            new_tokens = torch.tensor([t for _, _, t in keep], device=self.device)
-            raw_new = logits.log_softmax(dim=-1)[beams, new_tokens]
-            tokens = torch.cat([tokens[beams], new_tokens[:, None]], dim=1)
-            token_logprobs = torch.cat([token_logprobs[beams], raw_new[:, None]], dim=1)
-            beam_scores = torch.tensor([s for s, _, _ in keep], device=self.device)
-            state = select_state(state, beams)
-            if len(done) >= width:
-                worst = sorted(h[0] for h in done)[-width]
-                if worst >= float(beam_scores.max()) / (step + 1) ** penalty:
-                    return done
-        length = max(1, config.max_new_tokens)
-        for i in range(tokens.shape[0]):
-            done.append(
-                (
-                    float(beam_scores[i]) / length**penalty,
-                    tokens[i, prompt_length:].tolist(),
-                    token_logprobs[i].tolist(),
-                    "length",
-                )
-            )
-        return done
