@@ -13,11 +13,12 @@ checkpoint intact.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,16 @@ class Checkpoint:
         return model
 
 
+def run_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The checkpoint files of a run folder: ``last.pt``, ``best.pt``, ``step-*.pt`` that exist.
+
+    A folder holding any of them holds a run that training must not replace by accident.
+    """
+    run_dir = Path(run_dir)
+    named = [run_dir / "last.pt", run_dir / "best.pt"]
+    return [p for p in named if p.is_file()] + sorted(run_dir.glob("step-*.pt"))
+
+
 def resolve_checkpoint_path(path: str | Path) -> Path:
     """A run folder means its ``best.pt`` (or ``last.pt`` when no best exists yet); a file is itself.
 
@@ -92,7 +103,7 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 def save_checkpoint(
     path: str | Path,
     *,
-    model: torch.nn.Module,
+    model: LSTMLanguageModel,
     tokenizer: Tokenizer,
     train_state: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
@@ -109,8 +120,6 @@ def save_checkpoint(
     Raises:
         CheckpointError: a weight is NaN or infinite (a broken model is never saved).
     """
-    from dataclasses import asdict
-
     path = Path(path)
     model_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     bad = [
@@ -123,7 +132,7 @@ def save_checkpoint(
     payload: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_FORMAT_VERSION,
-        "model_config": asdict(model.config),  # type: ignore[call-overload]
+        "model_config": asdict(model.config),
         "model_state": model_state,
         "tokenizer": tokenizer.to_json(),
         "train_state": _to_cpu(train_state) if train_state is not None else None,
@@ -210,8 +219,6 @@ def _to_cpu(value: Any) -> Any:
 
 
 def _json_loads(text: Any) -> Any:
-    import json
-
     if not isinstance(text, str):
         raise ValueError("tokenizer entry is not a JSON string")
     return json.loads(text)

@@ -307,7 +307,7 @@ def _add_train(commands: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from textgen.checkpoint import load_checkpoint
+    from textgen.checkpoint import load_checkpoint, run_checkpoints
     from textgen.data import prepare_corpus
     from textgen.model import LSTMLanguageModel
     from textgen.runtime import seed_everything
@@ -321,8 +321,7 @@ def _train(args: argparse.Namespace) -> int:
         tokenizer = checkpoint.tokenizer
         model_config = ModelConfig(**checkpoint.model_config)
     else:
-        holds_run = any((out / name).exists() for name in ("last.pt", "best.pt"))
-        if holds_run and not args.overwrite:  # fail before preparing data
+        if run_checkpoints(out) and not args.overwrite:  # fail before preparing data
             raise ValueError(
                 f"{out} already holds a run; pass --resume to continue it, --overwrite to start "
                 "afresh, or choose another --out"
@@ -405,13 +404,13 @@ def _train(args: argparse.Namespace) -> int:
         # improving instead (as word_language_model does).
         settings["schedule"] = "plateau"
     config = TrainConfig(**settings)
-    seed_everything(args.seed)  # the seed decides the initial weights too
+    seed_everything(config.seed)  # the seed decides the initial weights too
     model = LSTMLanguageModel(model_config)
     if not args.quiet:
         print(
             f"training a {model_config.num_layers}-layer {model_config.cell.upper()} "
             f"({model.num_parameters():,} parameters) on {corpus.train.num_tokens:,} "
-            f"{args.tokenizer if not args.resume else corpus.tokenizer.kind} tokens "
+            f"{corpus.tokenizer.kind} tokens "
             f"(vocabulary {corpus.tokenizer.vocab_size}); run folder {out}",
             file=sys.stderr,
         )

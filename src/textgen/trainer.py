@@ -29,10 +29,10 @@ import torch
 from tqdm.auto import tqdm
 
 from textgen.callbacks import Callback, EarlyStopping, SampleCallback, callback_state
-from textgen.checkpoint import load_checkpoint, save_checkpoint
+from textgen.checkpoint import load_checkpoint, run_checkpoints, save_checkpoint
 from textgen.data import Corpus, RandomWindowBatcher, StreamBatcher, TokenSplit
 from textgen.evaluation import evaluate_split
-from textgen.loss import sequence_cross_entropy
+from textgen.loss import compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, State, detach_state
 from textgen.optim import build_optimizer, build_scheduler, clip_gradients, l1_penalty
 from textgen.runtime import resolve_device, rng_state, seed_everything, set_rng_state
@@ -259,7 +259,7 @@ class Trainer:
         config = self.config
         if resume:
             self._restore(load_checkpoint(self.output.last_path))
-        elif self.output.holds_run() and not config.overwrite:
+        elif run_checkpoints(self.output.out_dir) and not config.overwrite:
             raise ValueError(
                 f"{self.output.out_dir} already holds a run; continue it with resume=True "
                 "(--resume), start afresh with overwrite=True (--overwrite), or use another "
@@ -328,9 +328,10 @@ class Trainer:
                 logits, next_state = self.model(x[rows], micro_state)
                 loss = sequence_cross_entropy(logits.float(), y[rows])
             new_states.append(next_state)
-            if not torch.isfinite(loss):
-                return self._recover_from_nan(f"loss is {loss.item()}")
-            total_loss += loss.item() / config.grad_accum_steps  # reported without the penalty
+            value = loss.item()  # one device sync serves the NaN check and the report
+            if not math.isfinite(value):
+                return self._recover_from_nan(f"loss is {value}")
+            total_loss += value / config.grad_accum_steps  # reported without the penalty
             if config.l1:
                 loss = loss + l1_penalty(self.model, config.l1)
             scaled = loss / config.grad_accum_steps
@@ -342,7 +343,7 @@ class Trainer:
         )
         if not math.isfinite(clip.norm) and not self.scaler:
             return self._recover_from_nan(f"gradient norm is {clip.norm}")
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.scheduler.lr  # the rate this step uses
         if self.scaler:
             self.scaler.step(self.optimizer)  # skips the step itself on inf/NaN gradients
             self.scaler.update()
@@ -571,7 +572,7 @@ class Trainer:
                 )
 
     def _planned_steps(self) -> int | None:
-        steps = [s for s in (self.config.max_steps,) if s is not None]
+        steps = [] if self.config.max_steps is None else [self.config.max_steps]
         if self.config.epochs is not None:
             steps.append(self.config.epochs * self.batcher.batches_per_epoch)
         return min(steps) if steps else None
@@ -646,14 +647,6 @@ class _RunOutput:
     def last_path(self) -> Path:
         return self.out_dir / "last.pt"
 
-    def _checkpoints(self) -> list[Path]:
-        names = [self.out_dir / "last.pt", self.out_dir / "best.pt"]
-        return [p for p in names if p.exists()] + sorted(self.out_dir.glob("step-*.pt"))
-
-    def holds_run(self) -> bool:
-        """True when the folder already holds checkpoints of some run."""
-        return bool(self._checkpoints())
-
     @property
     def metrics_path(self) -> Path:
         return self.out_dir / "metrics.jsonl"
@@ -666,7 +659,7 @@ class _RunOutput:
             kept = [line for line in lines if _record_step(line) <= initial]
             self.metrics_path.write_text("".join(kept), encoding="utf-8")
         if fresh:  # a new run (or an explicit overwrite): nothing of an older run may linger
-            for old in [self.metrics_path, *self._checkpoints()]:
+            for old in [self.metrics_path, *run_checkpoints(self.out_dir)]:
                 old.unlink(missing_ok=True)
         (self.out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
         self.bar = tqdm(
@@ -726,9 +719,11 @@ def _record_step(line: str) -> float:
 
 
 def _bits_per_char(loss: float, split: TokenSplit) -> float | None:
+    """Bits per character of a per-token loss, by the split's characters-per-token ratio."""
     if not split.num_chars:
         return None
-    return loss * split.num_tokens / split.num_chars / math.log(2)
+    totals = compute_metrics(loss * split.num_tokens, split.num_tokens, split.num_chars)
+    return totals["bits_per_char"]
 
 
 def _fmt(value: float | None) -> str:
