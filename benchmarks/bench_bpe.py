@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from textgen.bpe import END_OF_TEXT, BPETokenizer
+from textgen.tokenizers import END_OF_TEXT, BPETokenizer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "shakespeare_complete.txt"

@@ -19,8 +19,10 @@ from typing import Any
 API_PAGE = Path(__file__).resolve().parent / "api.md"
 # Modules in the order data flows through them; anything else follows.
 MODULE_ORDER = (
-    "textgen.tokenizer",
-    "textgen.bpe",
+    "textgen.tokenizers.base",
+    "textgen.tokenizers.char",
+    "textgen.tokenizers.word",
+    "textgen.tokenizers.bpe",
     "textgen.datasets",
     "textgen.data",
     "textgen.batching",

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from textgen.tokenizer import Tokenizer, UnknownTokenError
+from textgen.tokenizers import Tokenizer, UnknownTokenError
 
 EOS = "<eos>"
 

@@ -1,16 +1,20 @@
 import codecs
 import json
 import re
-import sys
 from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textgen import tokenizer as tokenizer_module
-from textgen.bpe import END_OF_TEXT, PRETOKEN_PATTERN, BPETokenizer
-from textgen.tokenizer import Tokenizer, tokenizer_from_dict
+from textgen.tokenizers import (
+    END_OF_TEXT,
+    PRETOKEN_PATTERN,
+    BPETokenizer,
+    Tokenizer,
+    tokenizer_from_dict,
+)
+from textgen.tokenizers import base as tokenizer_module
 
 TRAIN_TEXT = (
     "To be, or not to be, that is the question:\n"
@@ -200,13 +204,9 @@ def test_unfitted_tokenizer_round_trips() -> None:
     assert loaded.to_dict() == tokenizer.to_dict()
 
 
-def test_tokenizer_from_dict_imports_the_bpe_module_lazily(
-    fitted: BPETokenizer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    data = fitted.to_dict()
-    monkeypatch.delitem(sys.modules, "textgen.bpe")
-    monkeypatch.delitem(tokenizer_module._REGISTRY, "bpe")
-    loaded = tokenizer_from_dict(data)
+def test_every_kind_is_registered_by_importing_the_package(fitted: BPETokenizer) -> None:
+    assert {"char", "word", "bpe"} <= set(tokenizer_module._REGISTRY)
+    loaded = tokenizer_from_dict(fitted.to_dict())
     assert loaded.kind == "bpe"
     assert loaded.encode(SAMPLE) == fitted.encode(SAMPLE)
 

@@ -12,7 +12,7 @@ from textgen.checkpoint import (
     save_checkpoint,
 )
 from textgen.model import LSTMLanguageModel, ModelConfig
-from textgen.tokenizer import CharTokenizer
+from textgen.tokenizers import CharTokenizer
 
 TEXT = "to be or not to be, that is the question\n"
 

@@ -13,7 +13,7 @@ from textgen.data import (
     clamp_batch_size,
     prepare_corpus,
 )
-from textgen.tokenizer import CharTokenizer, UnknownTokenError, WordTokenizer
+from textgen.tokenizers import CharTokenizer, UnknownTokenError, WordTokenizer
 
 TEXT = "".join(f"Line {i}: the quick brown fox, naïve café 😀 jumps.\n" for i in range(60))
 
@@ -363,9 +363,8 @@ def test_no_temporary_files_left(corpus_file: Path, tmp_path: Path) -> None:
 
 
 def test_crlf_text_without_spaces_is_cut_safely_for_every_tokenizer():
-    from textgen.bpe import BPETokenizer
     from textgen.sources import text_chunks
-    from textgen.tokenizer import CharTokenizer, WordTokenizer
+    from textgen.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 
     text = "".join(f"第{i}行の文章です。\r\n" for i in range(400)) + "end  of\r\n\r\ntext\r\n"
     pieces = [text[i : i + 97] for i in range(0, len(text), 97)]

@@ -37,20 +37,22 @@ def ids(batch_size: int = 3, seq_len: int = 7, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"),
+    ("field", "value", "error"),
     [
-        ("vocab_size", 0),
-        ("embed_dim", -1),
-        ("hidden_size", 2.5),
-        ("num_layers", 0),
-        ("dropout", 1.0),
-        ("embed_dropout", -0.1),
-        ("cell", "rnn"),
-        ("tie_weights", "yes"),
+        ("vocab_size", 0, ValueError),
+        ("embed_dim", -1, ValueError),
+        ("hidden_size", 2.5, TypeError),
+        ("hidden_size", True, TypeError),
+        ("num_layers", 0, ValueError),
+        ("dropout", 1.0, ValueError),
+        ("embed_dropout", -0.1, ValueError),
+        ("cell", "rnn", ValueError),
+        ("tie_weights", "yes", TypeError),
     ],
 )
-def test_config_errors_name_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
+def test_config_errors_name_the_field(field, value, error):
+    """Wrong types raise TypeError, wrong values ValueError; both name the field and the value."""
+    with pytest.raises(error, match=rf"{field}.*{value!r}"):
         tiny(**{field: value})
 
 

@@ -28,7 +28,7 @@ from textgen.sampler import (
     start_token_id,
 )
 from textgen.sampler import _sample_from_logits as sample_from_logits
-from textgen.tokenizer import UnknownTokenError
+from textgen.tokenizers import UnknownTokenError
 
 NO_IDS = torch.zeros(1, 0, dtype=torch.long)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from textgen import BPETokenizer, CharTokenizer, LSTMLanguageModel, ModelConfig, Sampler
-from textgen.tokenizer import UnknownTokenError
+from textgen.tokenizers import UnknownTokenError
 
 TEXT = "héllo wörld ☃ and more text, with 漢字 too.\n" * 3
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textgen.tokenizer import (
+from textgen.tokenizers import (
     CharTokenizer,
     Tokenizer,
     UnknownTokenError,
@@ -169,7 +169,10 @@ def test_build_tokenizer() -> None:
 @pytest.mark.parametrize(
     ("factory", "match"),
     [
-        (lambda: CharTokenizer(unknown="skip"), "unknown must be 'error' or 'unk'"),
+        (
+            lambda: CharTokenizer(unknown="skip"),
+            "unknown must be one of 'error', 'unk', got 'skip'",
+        ),
         (lambda: WordTokenizer(min_freq=0), "min_freq must be an integer >= 1"),
         (lambda: WordTokenizer(max_size=1), "max_size must be None or an integer >= 2"),
     ],

@@ -4,7 +4,6 @@ The public API, in the order data flows through it: tokenizers, the data pipelin
 loss and optimizers, the Trainer, checkpoints and the Sampler.
 """
 
-from textgen.bpe import BPETokenizer
 from textgen.callbacks import Callback, EarlyStopping, SampleCallback
 from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from textgen.data import (
@@ -29,7 +28,8 @@ from textgen.optim import (
 from textgen.plot import plot_metrics
 from textgen.runtime import resolve_device, seed_everything
 from textgen.sampler import Generation, SampleConfig, Sampler
-from textgen.tokenizer import (
+from textgen.tokenizers import (
+    BPETokenizer,
     CharTokenizer,
     Tokenizer,
     UnknownTokenError,

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from textgen.model import LSTMLanguageModel, ModelConfig
-from textgen.tokenizer import Tokenizer, tokenizer_from_dict
+from textgen.tokenizers import Tokenizer, tokenizer_from_dict
 
 CHECKPOINT_FORMAT = "textgen-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1

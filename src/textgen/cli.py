@@ -311,7 +311,7 @@ def _train(args: argparse.Namespace) -> int:
     from textgen.data import prepare_corpus
     from textgen.model import LSTMLanguageModel
     from textgen.runtime import seed_everything
-    from textgen.tokenizer import build_tokenizer
+    from textgen.tokenizers import build_tokenizer
     from textgen.trainer import TrainConfig, Trainer
 
     out = Path(args.out)

@@ -26,7 +26,7 @@ import numpy as np
 from textgen import sources as _sources
 from textgen.batching import RandomWindowBatcher, StreamBatcher, clamp_batch_size
 from textgen.sources import SourceLike, SourceStream
-from textgen.tokenizer import Tokenizer, UnknownTokenError, build_tokenizer, tokenizer_from_dict
+from textgen.tokenizers import Tokenizer, UnknownTokenError, build_tokenizer, tokenizer_from_dict
 
 __all__ = [
     "Corpus",

@@ -18,6 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from textgen.validation import (
+    InvalidValueError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+)
+
 State = tuple[torch.Tensor, ...]
 """Recurrent state: ``(h, c)`` for an LSTM, ``(h,)`` for a GRU; each tensor ``(L, B, H)``."""
 
@@ -59,22 +67,17 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("dropout", "embed_dropout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-                raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+            check_float(name, getattr(self, name), minimum=0, maximum=1, max_inclusive=False)
         for name in ("locked_dropout", "tie_weights", "residual"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+            check_bool(name, getattr(self, name))
+        check_choice("cell", self.cell, CELLS)
         if self.residual and self.num_layers < 2:
-            raise ValueError(
+            raise InvalidValueError(
+                "residual",
                 f"residual=True needs num_layers >= 2 (residuals join stacked layers), "
-                f"got num_layers={self.num_layers}"
+                f"got num_layers={self.num_layers}",
             )
 
 
@@ -159,8 +162,7 @@ class LSTMLanguageModel(nn.Module):
         Returns:
             A `State` of ``state_size`` tensors, each ``(L, B, H)``.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_int("batch_size", batch_size, minimum=1)
         weight = self.embedding.weight
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         return tuple(
@@ -168,13 +170,18 @@ class LSTMLanguageModel(nn.Module):
             for _ in range(self.state_size)
         )
 
-    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def forward(
+        self, ids: torch.Tensor, state: State | None = None, *, check: bool = True
+    ) -> tuple[torch.Tensor, State]:
         """Score the next token at every position.
 
         Args:
             ids: int64 token ids ``(B, T)``, values in ``[0, V)``.
             state: recurrent state from a previous call (each tensor ``(L, B, H)``), or None for
                 zeros. Callers doing truncated BPTT detach it between windows (`detach_state`).
+            check: validate ``ids`` and ``state`` (types and shapes) first. Loops that built
+                their inputs themselves (the Trainer's step, the Sampler's decoding step) pass
+                False: they validated once at their own entry, and a per-token check costs time.
 
         Returns:
             ``(logits, state)``: raw scores ``(B, T, V)`` in the model's dtype and the state after
@@ -184,11 +191,12 @@ class LSTMLanguageModel(nn.Module):
             TypeError: ``ids`` is not an int64 tensor, or ``state`` is not a tuple of tensors.
             ValueError: ``ids`` is not 2-D / is empty, or ``state`` has the wrong shape.
         """
-        batch_size = self._check_ids(ids)
+        if check:
+            self._check_ids(ids)
+            if state is not None:
+                self._check_state(state, int(ids.shape[0]))
         if state is None:
-            state = self.init_state(batch_size)
-        else:
-            self._check_state(state, batch_size)
+            state = self.init_state(int(ids.shape[0]))
         x = self._embed(ids)
         x = self._drop(x)
         x, new_state = self._run_layers(x, state)

@@ -52,7 +52,7 @@ from textgen.processors import (
     apply_processors,
 )
 from textgen.runtime import resolve_device
-from textgen.tokenizer import Tokenizer, UnknownTokenError
+from textgen.tokenizers import Tokenizer, UnknownTokenError
 
 __all__ = [
     "BannedTokensProcessor",

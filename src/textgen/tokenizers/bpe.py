@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import Any
 
-from textgen.tokenizer import Tokenizer, register_tokenizer
+from textgen.tokenizers.base import Tokenizer, register_tokenizer
 
 #: GPT-2's pre-tokenization pattern rewritten for Python's ``re`` (which lacks ``\p{L}``):
 #: ``[^\W\d_]`` stands for letters, ``\d`` for digits, ``[^\s\w]|_`` for other symbols.
