@@ -10,6 +10,7 @@ the page is regenerated.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import re
 import sys
@@ -29,7 +30,9 @@ MODULE_ORDER = (
     "textgen.model",
     "textgen.loss",
     "textgen.optim",
+    "textgen.train_config",
     "textgen.trainer",
+    "textgen.callbacks",
     "textgen.checkpoint",
     "textgen.sampler",
     "textgen.plot",
@@ -85,10 +88,33 @@ def _render_object(name: str, obj: Any) -> list[str]:
     kind = "class " if inspect.isclass(obj) else "def "
     lines += ["```python", f"{kind}{name}{_signature(obj)}", "```", ""]
     lines += _render_doc(inspect.getdoc(obj))
+    if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
+        lines += _render_fields(obj)
     if inspect.isclass(obj):
         for member_name, member in _public_members(obj):
             lines += _render_member(name, member_name, member)
     return lines
+
+
+def _render_fields(cls: type) -> list[str]:
+    """A table of a config dataclass's fields: name, default and meaning (from `option`)."""
+    from textgen.options import describe
+
+    infos = [i for i in describe(cls) if i.help]
+    if not infos:
+        return []
+    lines = ["**Fields:**", ""]
+    group: str | None = None
+    for info in infos:
+        if info.group != group and info.group:
+            group = info.group
+            lines += ["", f"*{group}*", "", "| field | default | meaning |", "| --- | --- | --- |"]
+        elif len(lines) == 2:
+            lines += ["| field | default | meaning |", "| --- | --- | --- |"]
+        default = "required" if info.default is dataclasses.MISSING else repr(info.default)
+        meaning = info.help.replace("|", "\\|")
+        lines.append(f"| `{info.name}` | `{default}` | {meaning} |")
+    return [*lines, ""]
 
 
 def _public_members(cls: type) -> list[tuple[str, Any]]:

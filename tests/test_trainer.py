@@ -4,9 +4,11 @@ import math
 import pytest
 import torch
 
+from textgen import runtime
 from textgen.checkpoint import load_checkpoint
 from textgen.data import prepare_corpus
 from textgen.model import LSTMLanguageModel, ModelConfig
+from textgen.runtime import bf16_supported
 from textgen.trainer import Callback, TrainConfig, Trainer, TrainingDivergedError
 
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 40
@@ -185,10 +187,20 @@ def test_bad_config_and_device_errors(tmp_path, corpus):
             Trainer(small_model(corpus), corpus, config(tmp_path, device="cuda"))
 
 
+@pytest.mark.skipif(
+    not bf16_supported(torch.device("cpu")), reason="this CPU has no bfloat16 LSTM kernels"
+)
 def test_bf16_autocast_on_cpu_trains(tmp_path, corpus):
     trainer = Trainer(small_model(corpus), corpus, config(tmp_path, precision="bf16", max_steps=10))
     result = trainer.fit()
     assert math.isfinite(result.last_metrics["train_loss"])
+
+
+def test_bf16_on_a_cpu_without_it_is_refused_before_training(tmp_path, corpus, monkeypatch):
+    monkeypatch.setattr(runtime, "bf16_supported", lambda device: False)
+    with pytest.raises(ValueError, match="bf16' is not supported on this CPU.*use 'fp32'"):
+        Trainer(small_model(corpus), corpus, config(tmp_path, precision="bf16"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_without_last_checkpoint_is_an_error(tmp_path, corpus):

@@ -2,7 +2,13 @@
 
 The public API, in the order data flows through it: tokenizers, the data pipeline, the model,
 loss and optimizers, the Trainer, checkpoints and the Sampler.
+
+The package logs through the ``textgen`` logger and, as a library should, only installs a
+`logging.NullHandler`: configure logging to see its messages (the Trainer prints its own while
+a run is in progress when you have not).
 """
+
+import logging
 
 from textgen.callbacks import Callback, EarlyStopping, SampleCallback
 from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
@@ -38,6 +44,8 @@ from textgen.tokenizers import (
     tokenizer_from_dict,
 )
 from textgen.trainer import TrainConfig, Trainer, TrainingDivergedError, TrainResult
+
+logging.getLogger("textgen").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 

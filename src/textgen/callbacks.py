@@ -1,9 +1,14 @@
 """Callbacks: the one typed way to extend the Trainer's loop without editing it.
 
-The Trainer calls `Callback.on_step_end` after every optimizer step, `on_evaluate_end` after
-each validation and `on_checkpoint_saved` after each checkpoint file is written. Two built-ins:
-`EarlyStopping` (stop when validation stops improving) and `SampleCallback` (print a short
-sample every N steps, to watch the model learn).
+The Trainer calls, in order: `Callback.on_train_begin` once (after a resume has restored
+everything), `on_step_end` after every optimizer step, `on_evaluate_end` after each validation,
+`on_checkpoint_saved` after each checkpoint file is written, and `on_train_end` once with the
+result. A callback that keeps state across a run returns it from `state_dict` and takes it back
+in `load_state_dict`: the Trainer stores it in ``last.pt`` under the callback's `state_key`, so a
+resumed run continues the callback too, and never looks at what kind of callback it is.
+
+Built in: `EarlyStopping` (stop when validation stops improving) and `SampleCallback` (print a
+short sample every N steps, to watch the model learn).
 """
 
 from __future__ import annotations
@@ -16,15 +21,30 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from textgen.sampler import Sampler
+from textgen.validation import check_float, check_int
+
 if TYPE_CHECKING:
-    from textgen.trainer import Trainer
+    from textgen.trainer import Trainer, TrainResult
 
 logger = logging.getLogger(__name__)
 
 
 class Callback:
-    """Hooks the Trainer calls; override the ones you need. ``trainer.should_stop = True`` ends
-    the run cleanly (``last.pt`` is written) after the current step."""
+    """Hooks the Trainer calls; override the ones you need.
+
+    ``trainer.request_stop(reason)`` ends the run cleanly (``last.pt`` is written) after the
+    current step, and ``reason`` becomes ``TrainResult.stopped_by``.
+    """
+
+    @property
+    def state_key(self) -> str:
+        """The name this callback's state is saved under in ``last.pt`` (default: the class
+        name). Two callbacks of one class that both keep state need distinct keys."""
+        return type(self).__name__
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Once, before the first step (after a resume restored weights, data and this state)."""
 
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         """After every optimizer step, with that step's metrics (see ``metrics.jsonl``)."""
@@ -35,17 +55,34 @@ class Callback:
     def on_checkpoint_saved(self, trainer: Trainer, path: Path) -> None:
         """After a checkpoint file was written (atomically)."""
 
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        """Once, when the run stops (for any reason but an exception), with its result."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What of this callback must survive a resume: plain values (ints, floats, strings,
+        lists, dicts) or tensors. The default is nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict` returned, in a resumed run."""
+
 
 class EarlyStopping(Callback):
-    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` checks."""
+    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` checks.
+
+    A run that stopped this way stays stopped when resumed with the same patience (its state is
+    in ``last.pt``); resume with a larger patience to let it go on.
+    """
 
     def __init__(self, patience: int, min_delta: float = 0.0) -> None:
-        if patience < 1:
-            raise ValueError(f"patience must be >= 1, got {patience!r}")
-        self.patience = patience
-        self.min_delta = min_delta
+        self.patience = check_int("patience", patience, minimum=1)
+        self.min_delta = check_float("min_delta", min_delta, minimum=0)
         self.best = math.inf
         self.bad_checks = 0
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if self.bad_checks >= self.patience:
+            trainer.request_stop("early_stopping")
 
     def on_evaluate_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         loss = metrics["val_loss"]
@@ -55,12 +92,26 @@ class EarlyStopping(Callback):
         self.bad_checks += 1
         if self.bad_checks >= self.patience:
             logger.info("early stopping: no improvement in %d validations", self.bad_checks)
-            trainer.should_stop = True
-            trainer.stop_reason = "early_stopping"
+            trainer.request_stop("early_stopping")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_checks": self.bad_checks}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.bad_checks = int(state["bad_checks"])
 
 
 class SampleCallback(Callback):
-    """Print a short seeded sample every ``every`` steps, to watch the model learn."""
+    """Print a short seeded sample every ``every`` steps, to watch the model learn.
+
+    Args:
+        every: steps between samples.
+        length: tokens per sample.
+        prompt: text the samples continue.
+        seed: sampling seed (the same every time, so samples differ only by what was learned).
+        write: where the text goes (default: above the progress bar).
+    """
 
     def __init__(
         self,
@@ -70,26 +121,17 @@ class SampleCallback(Callback):
         seed: int = 0,
         write: Callable[[str], None] | None = None,
     ) -> None:
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every!r}")
-        self.every, self.length, self.prompt, self.seed = every, length, prompt, seed
+        self.every = check_int("every", every, minimum=1)
+        self.length = check_int("length", length, minimum=1)
+        self.prompt, self.seed = prompt, check_int("seed", seed, minimum=0)
         self.write = write or tqdm.write
 
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         if metrics["step"] % self.every:
             return
-        from textgen.sampler import Sampler
-
         text = (
             Sampler(trainer.model, trainer.tokenizer)
             .generate(self.prompt, max_new_tokens=self.length, seed=self.seed)[0]
             .text
         )
         self.write(f"--- sample at step {metrics['step']} ---\n{self.prompt}{text}\n---")
-
-
-def callback_state(callback: Callback) -> dict[str, Any] | None:
-    """What of a callback goes into ``last.pt`` so a resumed run continues it (None: nothing)."""
-    if isinstance(callback, EarlyStopping):
-        return {"best": callback.best, "bad_checks": callback.bad_checks}
-    return None

@@ -188,29 +188,47 @@ def clip_gradients(
         _check_positive("max_value", max_value)
     if isinstance(parameters, torch.Tensor):
         parameters = [parameters]
+    norm, clipped = clip_gradients_(parameters, max_norm=max_norm, max_value=max_value)
+    values = torch.stack([norm, clipped.to(norm.dtype)]).tolist()
+    return ClipResult(norm=values[0], clipped=bool(values[1]))
+
+
+def clip_gradients_(
+    parameters: Iterable[torch.Tensor],
+    *,
+    max_norm: float | None,
+    max_value: float | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`clip_gradients` without a device sync, for the training loop (inputs trusted).
+
+    Returns:
+        ``(norm, clipped)``: 0-dim float32 tensor of the global gradient norm before clipping,
+        and 0-dim bool tensor, both on the gradients' device. A non-finite norm leaves the
+        gradients unscaled by the norm cap (the caller skips the step).
+    """
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
-        return ClipResult(norm=0.0, clipped=False)
+        return torch.zeros(()), torch.zeros((), dtype=torch.bool)
     norm = _global_norm(grads)
-    clipped = False
+    clipped = torch.zeros((), dtype=torch.bool, device=norm.device)
     if max_value is not None:
-        clipped = bool(
-            torch.stack([g.detach().abs().max() for g in grads]).max().item() > max_value
-        )
+        largest = torch.stack([g.detach().abs().max() for g in grads]).max()
+        clipped = clipped | (largest > max_value)
         for g in grads:
             g.clamp_(-max_value, max_value)
     if max_norm is not None:
         current = norm if max_value is None else _global_norm(grads)
-        if math.isfinite(current) and current > max_norm:
-            clipped = True
-            for g in grads:
-                g.mul_(max_norm / current)
-    return ClipResult(norm=norm, clipped=clipped)
+        over = torch.isfinite(current) & (current > max_norm)
+        # Scale by max_norm / norm where over the cap, by 1 elsewhere: no branch, no sync.
+        scale = torch.where(over, max_norm / current, torch.ones_like(current))
+        torch._foreach_mul_(grads, scale)
+        clipped = clipped | over
+    return norm, clipped
 
 
-def _global_norm(grads: list[torch.Tensor]) -> float:
+def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     norms = torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.float32) for g in grads])
-    return float(torch.linalg.vector_norm(norms).item())
+    return torch.linalg.vector_norm(norms)
 
 
 class LRScheduler:

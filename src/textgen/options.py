@@ -32,7 +32,9 @@ class OptionInfo:
         help: one sentence on what it does and when to change it.
         choices: the accepted strings, when the field takes one of a few.
         flag: the command-line flag when it is not derived from the name (``--out``), or
-            ``""`` when the field has no flag of its own.
+            ``""`` when the field has no flag of its own. A boolean field whose default is True
+            and that has a flag (``progress`` / ``--quiet``) is switched off by that flag.
+        group: the heading the field is listed under (``--help``, the API reference).
         annotation: the field's type annotation, as written.
     """
 
@@ -41,6 +43,7 @@ class OptionInfo:
     help: str
     choices: tuple[str, ...] | None
     flag: str | None
+    group: str | None
     annotation: str
 
     @property
@@ -57,6 +60,7 @@ def option(
     *,
     choices: Sequence[str] | None = None,
     flag: str | None = None,
+    group: str | None = None,
 ) -> Any:
     """A dataclass field with its documentation attached.
 
@@ -66,6 +70,7 @@ def option(
         choices: the strings accepted, when the field is one of a few.
         flag: a command-line flag other than the one derived from the name, or ``""`` for
             none (the front end handles the field another way).
+        group: a heading for related fields (``"optimizer"``, ``"schedule"``).
 
     Example:
         >>> @dataclass(frozen=True)
@@ -74,8 +79,8 @@ def option(
         >>> describe(Example)[0].help
         'units per layer'
     """
-    metadata = {_META_KEY: {"help": help, "choices": tuple(choices) if choices else None}}
-    metadata[_META_KEY]["flag"] = flag
+    info = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag}
+    metadata = {_META_KEY: {**info, "group": group}}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -95,6 +100,7 @@ def describe(config_class: type) -> list[OptionInfo]:
                 help=meta.get("help", ""),
                 choices=meta.get("choices"),
                 flag=meta.get("flag"),
+                group=meta.get("group"),
                 annotation=str(item.type),
             )
         )

@@ -1,17 +1,43 @@
-"""Devices, seeds and random-number-generator state: the runtime facts every other part shares.
+"""Devices, precision, seeds and random-number-generator state: the runtime facts all parts share.
 
-The Trainer and the CLI resolve a device once and pass it down; checkpoints capture and restore
-every RNG (Python, NumPy, torch CPU and CUDA) through `rng_state` / `set_rng_state` so a resumed
-run draws the same random numbers as an uninterrupted one.
+The Trainer and the CLI resolve a device once and pass it down; `check_precision` and
+`autocast` decide how the forward pass computes; checkpoints capture and restore every RNG
+(Python, NumPy, torch CPU and CUDA) through `rng_state` / `set_rng_state` so a resumed run draws
+the same random numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import random
+import re
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
 import torch
+
+from textgen.validation import InvalidValueError, check_str
+
+#: Numeric precisions of training: float32, bfloat16 autocast, float16 autocast + grad scaler.
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+_DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device_name(name: str, value: Any) -> str:
+    """``value`` when it is a device name textgen understands (availability is not checked:
+    a config written on one machine may run on another; `resolve_device` checks that).
+
+    Raises:
+        InvalidTypeError: not a string.
+        InvalidValueError: not ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    """
+    check_str(name, value)
+    if not _DEVICE_NAME.fullmatch(value.strip().lower()):
+        raise InvalidValueError(
+            name, f"{name} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}"
+        )
+    return value
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -50,6 +76,43 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             f"unsupported device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
         )
     return resolved
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse a precision the device cannot train in, with what to use instead.
+
+    Raises:
+        ValueError: fp16 off CUDA; bf16 on a GPU without bfloat16, or on a CPU whose LSTM
+            kernels (oneDNN) have no bfloat16 path (CPUs without AVX-512 or AMX).
+    """
+    if precision == "fp16" and device.type != "cuda":
+        raise InvalidValueError(
+            "precision",
+            f"precision 'fp16' needs a CUDA device (got {device}); use 'bf16' or 'fp32'",
+        )
+    if precision == "bf16" and not bf16_supported(device):
+        where = "this GPU" if device.type == "cuda" else "this CPU (no AVX-512 or AMX)"
+        alternative = "'fp16'" if device.type == "cuda" else "'fp32'"
+        raise InvalidValueError(
+            "precision", f"precision 'bf16' is not supported on {where}; use {alternative}"
+        )
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bfloat16 autocast can run the model on ``device`` at all."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def autocast(precision: str, device: torch.device) -> AbstractContextManager[Any]:
+    """The autocast context of a precision: none for fp32, else bf16/fp16 on ``device``'s type."""
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,284 @@
+"""`TrainConfig`: everything about how to train, and the rules that follow from it.
+
+The single source of truth for training settings: the Trainer reads it, the command line
+derives its ``train`` flags from its fields (help text, defaults and choices included), and a
+run folder stores it (``train_config.json``, and inside every checkpoint) so the run can be
+described, resumed and reproduced. The two policies that depend only on the settings live here
+too, so the Python API and the command line behave the same way:
+
+* how long a run is, and which learning-rate schedule ``schedule="auto"`` means for it
+  (`TrainConfig.step_limit`, `TrainConfig.resolved_schedule`);
+* what a resumed run may change (`resume_config`, `FIXED_ON_RESUME`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from textgen.optim import OPTIMIZERS, SCHEDULES
+from textgen.options import config_from_dict, option
+from textgen.runtime import PRECISIONS, check_device_name
+from textgen.validation import (
+    InvalidValueError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_optional_float,
+    check_optional_int,
+    check_str,
+)
+
+#: Optimizer steps of a run that sets none of ``max_steps``, ``epochs`` and ``max_time``.
+DEFAULT_MAX_STEPS = 1300
+
+BATCHING = ("stream", "random")
+
+#: Settings a resumed run must share with the run it continues: the optimizer state, the
+#: schedule and the data cursor saved in ``last.pt`` were built from them. Limits, intervals,
+#: clipping, the device and logging may change.
+FIXED_ON_RESUME = (
+    "batch_size", "seq_len", "batching", "grad_accum_steps", "optimizer", "lr", "weight_decay",
+    "momentum", "nesterov", "l1", "schedule", "warmup_steps", "min_lr_ratio", "step_size",
+    "gamma", "plateau_patience", "plateau_factor", "seed",
+)  # fmt: skip
+
+_LIMITS = ("max_steps", "epochs", "max_time")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model's shape lives in `ModelConfig`, the data's in `DataConfig`).
+
+    Stopping: the run ends at whichever of ``max_steps``, ``epochs`` and ``max_time`` comes
+    first; when none is set it runs `DEFAULT_MAX_STEPS` steps (see `step_limit`). Every field is
+    validated when the config is built, so a wrong value fails before any data is read.
+    """
+
+    # -- run folder
+    out_dir: str = option(
+        "runs/textgen",
+        "run folder for best.pt, last.pt and metrics.jsonl",
+        flag="--out",
+        group="run",
+    )
+    overwrite: bool = option(
+        False, "replace a run already in the run folder (default: refuse)", group="run"
+    )
+    # -- batches
+    batch_size: int = option(32, "parallel streams (rows) per batch", group="batches")
+    seq_len: int = option(128, "tokens per window: the truncated-BPTT length", group="batches")
+    batching: str = option(
+        "stream",
+        "stream: contiguous streams with the state carried between windows; "
+        "random: shuffled independent windows",
+        choices=BATCHING,
+        group="batches",
+    )
+    grad_accum_steps: int = option(
+        1, "split each batch into this many micro-batches (same gradient)", group="batches"
+    )
+    # -- stopping
+    max_steps: int | None = option(
+        None,
+        f"stop after this many optimizer steps (none set at all: {DEFAULT_MAX_STEPS})",
+        group="stopping",
+    )
+    epochs: int | None = option(
+        None, "stop after this many passes over the training text", group="stopping"
+    )
+    max_time: float | None = option(
+        None, "stop after this many seconds of training, counted across resumes", group="stopping"
+    )
+    early_stopping_patience: int | None = option(
+        None, "stop after this many validations without improvement", group="stopping"
+    )
+    # -- optimizer
+    optimizer: str = option("adamw", "update rule", choices=OPTIMIZERS, group="optimizer")
+    lr: float = option(8e-3, "peak learning rate", group="optimizer")
+    weight_decay: float = option(
+        0.01, "L2 (sgd, adam, rmsprop) or decoupled (adamw) decay of weight matrices",
+        group="optimizer",
+    )  # fmt: skip
+    momentum: float = option(0.9, "momentum of sgd and rmsprop", group="optimizer")
+    nesterov: bool = option(False, "Nesterov momentum (sgd)", group="optimizer")
+    l1: float = option(0.0, "L1 penalty on weight matrices, added to the loss", group="optimizer")
+    clip_norm: float | None = option(
+        1.0, "clip the global gradient norm to this (none or 0: off)", group="optimizer"
+    )
+    clip_value: float | None = option(
+        None, "clip each gradient element to [-v, v]", group="optimizer"
+    )
+    # -- schedule
+    schedule: str = option(
+        "auto",
+        "learning-rate schedule; auto: cosine when the length in steps is known, plateau "
+        "under a time budget alone",
+        choices=("auto", *SCHEDULES),
+        group="schedule",
+    )
+    warmup_steps: int = option(50, "linear warm-up steps (at most half the run)", group="schedule")
+    min_lr_ratio: float = option(
+        0.1, "floor of the decay, as a fraction of the peak rate", group="schedule"
+    )
+    step_size: int = option(1000, "step schedule: steps between decays", group="schedule")
+    gamma: float = option(0.5, "step schedule: decay factor", group="schedule")
+    plateau_patience: int = option(
+        0, "plateau schedule: validations without improvement before a cut", group="schedule"
+    )
+    plateau_factor: float = option(
+        0.25, "plateau schedule: multiply the rate by this at a cut", group="schedule"
+    )
+    # -- validation, logging and checkpoints
+    eval_every: int = option(100, "validate and write last.pt every N steps", group="validation")
+    eval_batches: int | None = option(
+        None, "windows per stream scored at each validation (none: the whole split)",
+        group="validation",
+    )  # fmt: skip
+    log_every: int = option(
+        10, "append a training record to metrics.jsonl every N steps", group="validation"
+    )
+    keep_last: int = option(0, "also keep the last N step-*.pt checkpoints", group="validation")
+    sample_every: int = option(
+        0, "print a short sample every N steps (0: never)", group="validation"
+    )
+    sample_length: int = option(
+        200, "tokens in each sample printed by sample_every", group="validation"
+    )
+    # -- hardware and reproducibility
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", group="hardware")
+    precision: str = option(
+        "fp32",
+        "fp32; bf16: bfloat16 autocast (CPU with native bf16, or CUDA); fp16: CUDA with a "
+        "gradient scaler",
+        choices=PRECISIONS,
+        group="hardware",
+    )
+    seed: int = option(1337, "seeds the weights, dropout and data order", group="hardware")
+    progress: bool = option(True, "no progress bar", flag="--quiet", group="hardware")
+    # -- divergence
+    max_nan_retries: int = option(
+        3, "rollbacks after a NaN loss before the run stops with an error", group="divergence"
+    )
+    nan_lr_factor: float = option(
+        0.5, "multiply the learning rate by this at each NaN rollback", group="divergence"
+    )
+
+    def __post_init__(self) -> None:
+        check_str("out_dir", self.out_dir)
+        for name in ("overwrite", "nesterov", "progress"):
+            check_bool(name, getattr(self, name))
+        for name in ("batch_size", "seq_len", "grad_accum_steps", "eval_every", "log_every"):
+            check_int(name, getattr(self, name), minimum=1)
+        for name in ("step_size", "sample_length"):
+            check_int(name, getattr(self, name), minimum=1)
+        for name in ("warmup_steps", "plateau_patience", "keep_last", "sample_every"):
+            check_int(name, getattr(self, name), minimum=0)
+        check_int("max_nan_retries", self.max_nan_retries, minimum=0)
+        check_int("seed", self.seed, minimum=0)
+        for name in ("max_steps", "epochs", "eval_batches", "early_stopping_patience"):
+            check_optional_int(name, getattr(self, name), minimum=1)
+        check_optional_float("max_time", self.max_time, minimum=0, min_inclusive=False)
+        check_choice("batching", self.batching, BATCHING)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, ("auto", *SCHEDULES))
+        check_choice("precision", self.precision, PRECISIONS)
+        check_device_name("device", self.device)
+        check_float("lr", self.lr, minimum=0, min_inclusive=False)
+        for name in ("weight_decay", "l1"):
+            check_float(name, getattr(self, name), minimum=0)
+        check_float("momentum", self.momentum, minimum=0, maximum=1, max_inclusive=False)
+        check_optional_float("clip_norm", self.clip_norm, minimum=0)
+        check_optional_float("clip_value", self.clip_value, minimum=0, min_inclusive=False)
+        check_float("min_lr_ratio", self.min_lr_ratio, minimum=0, maximum=1)
+        check_float("gamma", self.gamma, minimum=0, maximum=1, min_inclusive=False)
+        for name in ("plateau_factor", "nan_lr_factor"):
+            check_float(name, getattr(self, name), minimum=0, maximum=1, min_inclusive=False,
+                        max_inclusive=False)  # fmt: skip
+        if self.batch_size % self.grad_accum_steps:
+            raise InvalidValueError(
+                "grad_accum_steps",
+                f"batch_size ({self.batch_size}) must be divisible by grad_accum_steps "
+                f"({self.grad_accum_steps}): the batch is split into equal micro-batches",
+            )
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise InvalidValueError(
+                "nesterov", "nesterov=True needs optimizer 'sgd' with momentum > 0"
+            )
+        if self.schedule == "cosine" and self.step_limit is None and self.epochs is None:
+            raise InvalidValueError(
+                "schedule",
+                "schedule 'cosine' needs a length in steps (max_steps or epochs); under a "
+                "time budget alone use schedule 'auto' or 'plateau'",
+            )
+
+    @property
+    def step_limit(self) -> int | None:
+        """The step cap of the run: ``max_steps``, or `DEFAULT_MAX_STEPS` when no limit is set
+        at all, or None when ``epochs`` / ``max_time`` alone bound the run."""
+        if self.max_steps is not None:
+            return self.max_steps
+        if self.epochs is None and self.max_time is None:
+            return DEFAULT_MAX_STEPS
+        return None
+
+    def resolved_schedule(self, planned_steps: int | None) -> str:
+        """The schedule to build: ``"auto"`` is cosine when the run's length in steps is known
+        (``planned_steps``), else plateau (cut the rate when validation stops improving, as
+        word_language_model does); any other name is itself."""
+        if self.schedule != "auto":
+            return self.schedule
+        return "cosine" if planned_steps is not None else "plateau"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "") -> TrainConfig:
+        """Build from a mapping (a run file's ``[train]`` table, a checkpoint's saved settings),
+        refusing unknown keys."""
+        return config_from_dict(cls, data, source=source)
+
+
+def resume_config(saved: Mapping[str, Any], changes: Mapping[str, Any]) -> TrainConfig:
+    """The settings of a resumed run: the saved ones with ``changes`` applied.
+
+    Settings in `FIXED_ON_RESUME` may not change (the saved optimizer, schedule and data cursor
+    depend on them). Giving a new ``epochs`` or ``max_time`` without a ``max_steps`` lifts the
+    saved step cap, so "train for another hour" means what it says.
+
+    Args:
+        saved: the run's settings as stored in its checkpoint (``asdict(TrainConfig)``); keys
+            this textgen no longer knows are dropped.
+        changes: the settings given now.
+
+    Raises:
+        InvalidValueError: a fixed setting differs from the saved one (all such are named).
+    """
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    settings = {k: v for k, v in saved.items() if k in known}
+    changed = [
+        f"{name} (was {settings[name]!r}, now {changes[name]!r})"
+        for name in FIXED_ON_RESUME
+        if name in changes and name in settings and changes[name] != settings[name]
+    ]
+    if changed:
+        raise InvalidValueError(
+            changed[0].split(" ")[0],
+            f"cannot resume with different settings: {', '.join(changed)}; these are fixed for "
+            "the life of a run (limits such as max_steps, epochs and max_time, the intervals, "
+            "clipping and the device may change)",
+        )
+    settings.update(changes)
+    if {"epochs", "max_time"} & set(changes) and "max_steps" not in changes:
+        settings["max_steps"] = None
+    return TrainConfig.from_dict(settings)
+
+
+__all__ = [
+    "BATCHING",
+    "DEFAULT_MAX_STEPS",
+    "FIXED_ON_RESUME",
+    "TrainConfig",
+    "resume_config",
+]
