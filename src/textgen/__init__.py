@@ -11,9 +11,11 @@ from textgen.data import (
     RandomWindowBatcher,
     StreamBatcher,
     TokenSplit,
+    available_corpora,
+    corpus_path,
+    load_corpus,
     prepare_corpus,
 )
-from textgen.datasets import available_corpora, corpus_path, load_corpus
 from textgen.evaluation import evaluate_split
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state

@@ -1,38 +1,42 @@
 """Batching: a 1-D array of token ids -> int64 ``(x, y)`` batches of shape (B, T), with a cursor.
 
-The last step of the data pipeline (re-exported by `textgen.data`). `StreamBatcher` cuts the
+The last step of the data pipeline (sources -> token cache -> batches). `StreamBatcher` cuts the
 ids into B contiguous streams read T tokens at a time, so batch k+1 continues batch k row by
 row and the model's hidden state can be carried over (truncated BPTT, as in char-rnn and
-PyTorch's word_language_model). `RandomWindowBatcher` serves non-overlapping windows in a
-seeded random order, each once per epoch; the state must then be reset for every batch.
-Both keep a cursor (epoch, batch) made of plain ints so a resumed run continues at the same batch.
+PyTorch's word_language_model). `RandomWindowBatcher` serves non-overlapping windows in a seeded random order, each
+once per epoch; the state must then be reset for every batch. Both keep a cursor (epoch, batch)
+made of plain ints so a resumed run continues at the same batch.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 
+from textgen.validation import InvalidTypeError, InvalidValueError, check_bool, check_int
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _too_short(num_tokens: int, batch_size: int, seq_len: int) -> ValueError:
-    return ValueError(
+def _too_short(num_tokens: int, batch_size: int, seq_len: int) -> InvalidValueError:
+    return InvalidValueError(
+        "ids",
         f"the ids hold {num_tokens} tokens, but one batch of batch_size={batch_size} x "
         f"seq_len={seq_len} needs at least {batch_size * seq_len + 1} "
         f"(batch_size * seq_len + 1 for the shifted targets); lower batch_size or seq_len, "
-        f"or use more text"
+        f"or use more text",
     )
+
+
+def _check_ids(ids: np.ndarray) -> np.ndarray:
+    if not isinstance(ids, np.ndarray) or ids.ndim != 1:
+        raise InvalidTypeError("ids", f"ids must be a 1-D numpy array, got {type(ids).__name__}")
+    if ids.dtype.kind not in "ui":
+        raise InvalidTypeError("ids", f"ids must hold integers, got dtype {ids.dtype}")
+    return ids
 
 
 def clamp_batch_size(num_tokens: int, batch_size: int, seq_len: int) -> int:
@@ -44,8 +48,9 @@ def clamp_batch_size(num_tokens: int, batch_size: int, seq_len: int) -> int:
     Raises:
         ValueError: not even one window of ``seq_len + 1`` tokens fits.
     """
-    batch_size = _check_positive("batch_size", batch_size)
-    seq_len = _check_positive("seq_len", seq_len)
+    num_tokens = check_int("num_tokens", num_tokens, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seq_len = check_int("seq_len", seq_len, minimum=1)
     fitting = (num_tokens - 1) // seq_len
     if fitting < 1:
         raise _too_short(num_tokens, 1, seq_len)
@@ -62,21 +67,21 @@ class _CursorBatcher(ABC):
         seq_len: int,
         device: torch.device | str | None,
     ) -> None:
-        if not isinstance(ids, np.ndarray) or ids.ndim != 1:
-            raise TypeError(f"ids must be a 1-D numpy array, got {type(ids).__name__}")
-        if ids.dtype.kind not in "ui":
-            raise TypeError(f"ids must hold integers, got dtype {ids.dtype}")
-        self.ids = ids
-        self.batch_size = _check_positive("batch_size", batch_size)
-        self.seq_len = _check_positive("seq_len", seq_len)
+        self.ids = _check_ids(ids)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.seq_len = check_int("seq_len", seq_len, minimum=1)
         self.num_tokens = len(ids)
         if self.num_tokens == 0:
-            raise ValueError("the ids are empty: the corpus has no tokens")
-        if self.num_tokens < self.batch_size * self.seq_len + 1:
-            raise _too_short(self.num_tokens, self.batch_size, self.seq_len)
+            raise InvalidValueError("ids", "the ids are empty: the corpus has no tokens")
+        self._check_length()
         self.device = None if device is None else torch.device(device)
         self.epoch = 0
         self.batch = 0  # index within the epoch of the next batch to serve
+
+    def _check_length(self) -> None:
+        """Raise when the ids cannot fill one batch (subclasses may need fewer tokens)."""
+        if self.num_tokens < self.batch_size * self.seq_len + 1:
+            raise _too_short(self.num_tokens, self.batch_size, self.seq_len)
 
     @property
     @abstractmethod
@@ -170,6 +175,7 @@ class StreamBatcher(_CursorBatcher):
         device: where batches go (None: CPU tensors).
 
     Raises:
+        TypeError: ``ids`` is not a 1-D integer array, or a size is not an int.
         ValueError: ``batch_size``/``seq_len`` < 1, or fewer than ``B*T + 1`` tokens.
 
     Example:
@@ -231,8 +237,8 @@ class RandomWindowBatcher(_CursorBatcher):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(ids, batch_size, seq_len, device)
-        self.seed = int(seed)
-        self.drop_last = drop_last
+        self.seed = check_int("seed", seed, minimum=0)
+        self.drop_last = check_bool("drop_last", drop_last)
         self.num_windows = (self.num_tokens - 1) // self.seq_len
         self._order: tuple[int, np.ndarray] | None = None
 
@@ -256,3 +262,6 @@ class RandomWindowBatcher(_CursorBatcher):
     def state_dict(self) -> dict[str, int]:
         """The cursor, sizes and seed; plain ints."""
         return {**super().state_dict(), "seed": self.seed, "drop_last": int(self.drop_last)}
+
+
+__all__ = ["Batch", "RandomWindowBatcher", "StreamBatcher", "clamp_batch_size"]
