@@ -132,6 +132,61 @@ def test_corpus_shorter_than_one_window(tmp_path: Path) -> None:
         StreamBatcher(corpus.train.ids, batch_size=2, seq_len=8)
 
 
+# ---------------------------------------------------------------- the layout evaluation reads
+
+
+def test_partial_window_is_kept_on_request() -> None:
+    ids = np.arange(100, dtype=np.uint8)  # 2 streams of 49 tokens: 12 windows of 4, then 1
+    full = StreamBatcher(ids, batch_size=2, seq_len=4)
+    partial = StreamBatcher(ids, batch_size=2, seq_len=4, keep_partial_window=True)
+    assert len(full) == 12 and len(partial) == 13
+    for index in range(12):  # the same windows, then one more
+        for a, b in zip(full.get_batch(index), partial.get_batch(index), strict=True):
+            assert torch.equal(a, b)
+    x, y = partial.get_batch(12)
+    assert x.tolist() == [[48], [97]] and y.tolist() == [[49], [98]]
+    rows = torch.cat([x for x, _ in partial.iter_epoch()], dim=1)
+    assert torch.equal(rows, torch.arange(98).view(2, 49))  # every token of each stream, once
+
+
+def test_partial_window_needs_one_token_per_stream() -> None:
+    ids = np.arange(3, dtype=np.uint8)
+    batcher = StreamBatcher(ids, batch_size=2, seq_len=8, keep_partial_window=True)
+    assert [x.tolist() for x, _ in batcher.iter_epoch()] == [[[0], [1]]]
+    with pytest.raises(ValueError, match="hold 3 tokens, but 3 streams need at least 4"):
+        StreamBatcher(ids, batch_size=3, seq_len=8, keep_partial_window=True)
+
+
+@pytest.mark.parametrize(
+    ("num_tokens", "batch_size", "seq_len", "streams", "widths"),
+    [
+        (1001, 4, 10, 4, [10] * 25),
+        (20, 4, 8, 2, [8, 1]),  # room for two full windows only: two streams
+        (6, 4, 8, 1, [5]),  # shorter than one window: one stream, one narrow batch
+        (2, 16, 256, 1, [1]),
+    ],
+)
+def test_for_evaluation_clamps_the_streams_and_scores_nearly_every_token(
+    num_tokens: int, batch_size: int, seq_len: int, streams: int, widths: list[int]
+) -> None:
+    ids = np.arange(num_tokens, dtype=np.uint16)
+    batcher = StreamBatcher.for_evaluation(ids, batch_size, seq_len)
+    assert batcher.batch_size == streams and batcher.keep_partial_window
+    batches = list(batcher.iter_epoch())
+    assert [x.shape for x, _ in batches] == [(streams, width) for width in widths]
+    scored = sum(y.numel() for _, y in batches)
+    assert num_tokens - 1 - streams < scored <= num_tokens - 1
+    for x, y in batches:
+        assert torch.equal(y, x + 1)
+
+
+def test_for_evaluation_needs_two_tokens() -> None:
+    with pytest.raises(ValueError, match="only 1 token"):
+        StreamBatcher.for_evaluation(np.arange(1), batch_size=4, seq_len=8)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        StreamBatcher.for_evaluation(np.arange(10), batch_size=0, seq_len=8)
+
+
 @pytest.mark.parametrize(
     ("make", "parameter"),
     [
@@ -140,8 +195,10 @@ def test_corpus_shorter_than_one_window(tmp_path: Path) -> None:
         (lambda ids: StreamBatcher(ids, 2, "4"), "seq_len"),
         (lambda ids: StreamBatcher(list(ids), 2, 4), "ids"),
         (lambda ids: StreamBatcher(ids.astype(np.float32), 2, 4), "ids"),
+        (lambda ids: StreamBatcher(ids, 2, 4, keep_partial_window=1), "keep_partial_window"),
         (lambda ids: RandomWindowBatcher(ids, 2, 4, seed="1"), "seed"),
         (lambda ids: RandomWindowBatcher(ids, 2, 4, seed=0, drop_last=None), "drop_last"),
+        (lambda ids: StreamBatcher.for_evaluation(ids, 2, 4.5), "seq_len"),
         (lambda ids: clamp_batch_size(50.0, 2, 4), "num_tokens"),
     ],
 )
