@@ -8,6 +8,7 @@ from textgen.callbacks import Callback, EarlyStopping, SampleCallback
 from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from textgen.data import (
     Corpus,
+    DataConfig,
     RandomWindowBatcher,
     StreamBatcher,
     TokenSplit,
@@ -51,6 +52,7 @@ __all__ = [
     "CheckpointError",
     "ClipResult",
     "Corpus",
+    "DataConfig",
     "EarlyStopping",
     "Generation",
     "LRScheduler",

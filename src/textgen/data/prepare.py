@@ -1,14 +1,18 @@
-"""Preparing a corpus: sources -> split -> fitted tokenizer -> ids in the token cache.
+"""Preparing a corpus: `DataConfig` says what to read and how to tokenize it, `prepare_corpus`
+does it.
 
 The entry to the data pipeline (sources -> token cache -> batches). `prepare_corpus` reads the
 sources (`textgen.data.sources`), splits validation text off the end, fits the tokenizer on
 the training part only and has both parts encoded into the token cache
 (`textgen.data.cache`), so the next run with the same text and tokenizer just opens them.
+`DataConfig` holds those settings with their defaults and help texts, once: the command line
+builds its data flags from its fields, and ``DataConfig(...).prepare()`` runs them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +34,187 @@ from textgen.data.sources import (
     split_point,
     text_chunks,
 )
+from textgen.options import option
 from textgen.tokenizers import Tokenizer, build_tokenizer
-from textgen.validation import InvalidTypeError, check_choice, check_float
+from textgen.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_choice,
+    check_float,
+    check_optional_int,
+    check_str,
+    check_strings,
+)
+
+TOKENIZERS = ("char", "word", "bpe")
+UNKNOWN_POLICIES = ("error", "unk")
+_MIN_BPE_VOCAB = 256 + 1  # every byte, plus the end-of-text token
+# Tokenizer options of DataConfig -> the tokenizers they apply to, under their own names there.
+_TOKENIZER_OPTIONS: dict[str, dict[str, str]] = {
+    "vocab_size": {"bpe": "vocab_size"},
+    "min_freq": {"word": "min_freq", "bpe": "min_frequency"},
+    "unknown": {"char": "unknown", "word": "unknown"},
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the text comes from, how it is tokenized and split, and where ids are cached.
+
+    Tokenizer options left at None take the tokenizer's own default; one set for a tokenizer
+    it does not apply to is refused. ``sources`` and ``val_files`` also accept a single string
+    or a list and are stored as tuples.
+
+    Attributes:
+        sources: files (``.gz`` read transparently), folders (searched recursively for
+            ``pattern``) or bundled corpus names such as ``"shakespeare"``.
+        tokenizer: ``"char"``, ``"word"`` or ``"bpe"``.
+        vocab_size: bpe only: target vocabulary size (None: 2048).
+        min_freq: word: minimum count of a kept word (None: 1); bpe: minimum count of a
+            merged pair (None: 2).
+        unknown: char and word: ``"error"`` (unknown symbols raise, naming them) or ``"unk"``
+            (they become ``<unk>``); None: ``"error"`` for char, ``"unk"`` for word.
+        val_fraction: share of the text, taken from its end, held out for validation; 0 for
+            none. Ignored when ``val_files`` is given.
+        val_files: validation text given explicitly; then all of ``sources`` is training text.
+        encoding_errors: ``"strict"`` (invalid UTF-8 raises, naming the file and byte offset)
+            or ``"replace"`` (bad bytes become U+FFFD).
+        cache_dir: cache folder; None: `default_cache_dir`.
+        pattern: file name pattern searched in folders (``pattern + ".gz"`` matches too).
+
+    Raises:
+        TypeError: a field has the wrong type (the message names it).
+        ValueError: a field has a bad value, or is set for a tokenizer it does not apply to.
+
+    Example:
+        >>> config = DataConfig(sources="my_texts/", tokenizer="bpe", vocab_size=4096)
+        >>> config.sources, config.build_tokenizer().to_dict()["vocab_size"]
+        (('my_texts/',), 4096)
+        >>> corpus = DataConfig(val_fraction=0.1).prepare()  # doctest: +SKIP
+    """
+
+    sources: tuple[str, ...] = option(
+        ("shakespeare",),
+        "files, folders or bundled corpus names (such as 'shakespeare') to train on",
+        flag="",
+    )
+    tokenizer: str = option(
+        "char",
+        "char: Unicode characters; word: words and punctuation; bpe: trainable byte-level BPE",
+        choices=TOKENIZERS,
+    )
+    vocab_size: int | None = option(
+        None, "target vocabulary size of the bpe tokenizer (default 2048)"
+    )
+    min_freq: int | None = option(
+        None, "minimum count of a kept word (word, default 1) or a merged pair (bpe, default 2)"
+    )
+    unknown: str | None = option(
+        None,
+        "unknown symbols: an error naming them, or an <unk> token (default: error for char, "
+        "unk for word)",
+        choices=UNKNOWN_POLICIES,
+    )
+    val_fraction: float = option(
+        0.05, "share of the text, taken from its end, held out for validation (0: none)"
+    )
+    val_files: tuple[str, ...] | None = option(
+        None, "validation file(s) to use instead of holding out part of the text", flag="--val-file"
+    )
+    encoding_errors: str = option(
+        "strict",
+        "bytes that are not UTF-8: stop with an error naming the file, or replace them",
+        choices=ENCODING_ERRORS,
+    )
+    cache_dir: str | None = option(
+        None, "where encoded token ids are cached (default: $TEXTGEN_CACHE or ~/.cache/textgen)"
+    )
+    pattern: str = option("*.txt", "file name pattern searched for in folders")
+
+    def __post_init__(self) -> None:
+        sources = check_strings("sources", self.sources)
+        if not sources:
+            raise InvalidValueError(
+                "sources", "sources is empty; give a file, a folder or a bundled corpus name"
+            )
+        object.__setattr__(self, "sources", sources)
+        check_choice("tokenizer", self.tokenizer, TOKENIZERS)
+        check_optional_int("vocab_size", self.vocab_size, minimum=_MIN_BPE_VOCAB)
+        check_optional_int("min_freq", self.min_freq, minimum=1)
+        if self.unknown is not None:
+            check_choice("unknown", self.unknown, UNKNOWN_POLICIES)
+        for name, applies_to in _TOKENIZER_OPTIONS.items():
+            value = getattr(self, name)
+            if value is not None and self.tokenizer not in applies_to:
+                kinds = " and ".join(applies_to)
+                raise InvalidValueError(
+                    name,
+                    f"{name}={value!r} does not apply to tokenizer={self.tokenizer!r}: it is an "
+                    f"option of the {kinds} tokenizer{'s' * (len(applies_to) > 1)}; leave it "
+                    f"None, or choose another tokenizer",
+                )
+        check_float("val_fraction", self.val_fraction, minimum=0, maximum=1, max_inclusive=False)
+        if self.val_files is not None:
+            val_files = check_strings("val_files", self.val_files)
+            if not val_files:
+                raise InvalidValueError(
+                    "val_files", "val_files is empty; give at least one file, or None"
+                )
+            object.__setattr__(self, "val_files", val_files)
+        check_choice("encoding_errors", self.encoding_errors, ENCODING_ERRORS)
+        if self.cache_dir is not None:
+            check_str("cache_dir", self.cache_dir)
+        check_str("pattern", self.pattern)
+
+    def build_tokenizer(self) -> Tokenizer:
+        """A new, unfitted tokenizer of kind ``tokenizer`` with the options set here.
+
+        Example:
+            >>> DataConfig(tokenizer="word", min_freq=3).build_tokenizer().to_dict()["min_freq"]
+            3
+        """
+        options = {
+            applies_to[self.tokenizer]: getattr(self, name)
+            for name, applies_to in _TOKENIZER_OPTIONS.items()
+            if getattr(self, name) is not None
+        }
+        return build_tokenizer(self.tokenizer, **options)
+
+    def prepare(self, tokenizer: Tokenizer | None = None) -> Corpus:
+        """Read, split, tokenize and cache the text: `prepare_corpus` with these settings.
+
+        Args:
+            tokenizer: a tokenizer to use instead of building one, e.g. a resumed run's (its
+                vocabulary is kept when it is fitted). None: `build_tokenizer`.
+
+        Returns:
+            The `Corpus`.
+
+        Raises:
+            The errors of `prepare_corpus`.
+        """
+        return prepare_corpus(
+            self.sources,
+            tokenizer if tokenizer is not None else self.build_tokenizer(),
+            val_fraction=self.val_fraction,
+            val_sources=self.val_files,
+            cache_dir=self.cache_dir,
+            errors=self.encoding_errors,
+            pattern=self.pattern,
+        )
 
 
 def prepare_corpus(
     sources: SourceLike | Sequence[SourceLike],
     tokenizer: Tokenizer | None = None,
     *,
-    tokenizer_kind: str = "char",
+    tokenizer_kind: str = DataConfig.tokenizer,
     tokenizer_options: dict[str, Any] | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float = DataConfig.val_fraction,
     val_sources: SourceLike | Sequence[SourceLike] | None = None,
     cache_dir: str | Path | None = None,
-    errors: str = "strict",
-    pattern: str = "*.txt",
+    errors: str = DataConfig.encoding_errors,
+    pattern: str = DataConfig.pattern,
 ) -> Corpus:
     """Read, split, tokenize and cache a corpus; a second call with the same input is a lookup.
 
@@ -76,7 +246,7 @@ def prepare_corpus(
     Example:
         >>> corpus = prepare_corpus("shakespeare", cache_dir=tmp)  # doctest: +SKIP
         >>> corpus.train.ids.dtype, corpus.tokenizer.vocab_size  # doctest: +SKIP
-        (dtype('uint8'), 65)
+        (dtype('uint8'), 76)
     """
     val_fraction = check_float(
         "val_fraction", val_fraction, minimum=0, maximum=1, max_inclusive=False
@@ -164,4 +334,4 @@ def _chunks(stream: SourceStream, start: int, end: int, errors: str) -> Iterator
     return text_chunks(read_text(stream, start, end, errors))
 
 
-__all__ = ["prepare_corpus"]
+__all__ = ["TOKENIZERS", "DataConfig", "prepare_corpus"]
