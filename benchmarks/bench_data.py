@@ -38,7 +38,7 @@ def peak_rss_mib() -> float:
 
 def write_corpus(path: Path, size_mib: int, seed: int = 0) -> int:
     """Write shuffled lines of the bundled corpus until ``size_mib`` MiB; returns bytes."""
-    from textgen.datasets import load_corpus
+    from textgen.data import load_corpus
 
     lines = load_corpus("shakespeare").splitlines(keepends=True)
     rng = random.Random(seed)
@@ -80,7 +80,7 @@ def child(corpus: str, cache_dir: str, tokenizer_kind: str) -> None:
 
 def _encode_only(corpus: Path, tokenizer: object, limit: int = 64 * MIB) -> float:
     """MiB/s of ``tokenizer.encode_array`` alone over the first ``limit`` bytes, 4 MiB a call."""
-    from textgen.sources import READ_SIZE
+    from textgen.data.sources import READ_SIZE
 
     seconds = done = 0.0
     with corpus.open("r", encoding="utf-8") as handle:

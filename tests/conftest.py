@@ -1,7 +1,12 @@
-"""Shared test settings: deterministic property tests and a private encoding cache."""
+"""Shared test settings: deterministic property tests, a private encoding cache, and a small
+text file for the data tests."""
+
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from _text_files import TEXT, write
 
 # Property tests draw the same examples on every run (the suite is deterministic) and are not
 # timed: the CI machines are shared and noisy.
@@ -13,3 +18,9 @@ settings.load_profile("textgen")
 def _private_cache(tmp_path_factory, monkeypatch):
     """Token caches of tests go to a temporary folder, never the user's ~/.cache/textgen."""
     monkeypatch.setenv("TEXTGEN_CACHE", str(tmp_path_factory.getbasetemp() / "textgen-cache"))
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Path:
+    """``TEXT`` (60 lines, non-ASCII) in ``tmp_path / "corpus.txt"``."""
+    return write(tmp_path / "corpus.txt", TEXT)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from textgen.data import TokenSplit
 from textgen.evaluation import evaluate_split
+from textgen.loss import sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig
 
 
@@ -45,3 +46,83 @@ def test_a_single_token_cannot_be_scored():
     model, split = model_and_split(num_tokens=1)
     with pytest.raises(ValueError, match="only 1 token"):
         evaluate_split(model, split)
+
+
+# -------------------------------------------------- the numbers of the hand-derived stream layout
+
+
+def reference_evaluation(model, split, batch_size, seq_len, max_batches=None):
+    """(tokens, loss) as evaluate_split computed them before it read StreamBatcher's layout: the
+    streams derived by hand, the trailing partial window kept."""
+    ids = split.ids
+    streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+    length = (len(ids) - 1) // streams
+    starts = np.arange(streams) * length  # row i reads ids[i*length : (i+1)*length + 1]
+    total_nats, total_tokens, state = 0.0, 0, None
+    model.eval()
+    with torch.no_grad():
+        for batch_index, begin in enumerate(range(0, length, seq_len)):
+            if max_batches is not None and batch_index >= max_batches:
+                break
+            width = min(seq_len, length - begin)
+            window = np.stack([ids[s + begin : s + begin + width + 1] for s in starts])
+            window_t = torch.from_numpy(window.astype(np.int64))
+            logits, state = model(window_t[:, :-1], state)
+            y = window_t[:, 1:]
+            total_nats += sequence_cross_entropy(logits.float(), y, reduction="sum").item()
+            total_tokens += y.numel()
+    return total_tokens, total_nats / total_tokens
+
+
+@pytest.mark.parametrize(
+    ("cell", "num_tokens", "batch_size", "seq_len", "max_batches"),
+    [
+        ("lstm", 101, 1, 16, None),
+        ("lstm", 103, 4, 8, None),
+        ("gru", 300, 16, 7, None),
+        ("lstm", 50, 8, 64, None),  # shorter than one window: one stream
+        ("lstm", 2, 4, 8, None),
+        ("gru", 500, 3, 9, 5),
+        ("lstm", 97, 5, 4, 100),
+    ],
+)
+def test_numbers_equal_the_hand_derived_stream_layout(
+    cell, num_tokens, batch_size, seq_len, max_batches
+):
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=7, embed_dim=4, hidden_size=8, num_layers=2, cell=cell)
+    model = LSTMLanguageModel(config)
+    ids = np.random.default_rng(1).integers(0, 7, num_tokens).astype(np.uint8)
+    split = TokenSplit(ids, num_tokens, num_chars=num_tokens, num_bytes=num_tokens)
+    metrics = evaluate_split(
+        model, split, batch_size=batch_size, seq_len=seq_len, max_batches=max_batches
+    )
+    tokens, loss = reference_evaluation(model, split, batch_size, seq_len, max_batches)
+    assert metrics["tokens"] == tokens
+    assert metrics["loss"] == loss  # bit for bit: the same windows, the same order
+
+
+def test_the_loop_skips_the_models_input_checks(monkeypatch):
+    model, split = model_and_split()
+
+    def refuse(ids):
+        raise AssertionError("evaluate_split re-checked ids it built itself")
+
+    monkeypatch.setattr(model, "_check_ids", refuse)
+    assert evaluate_split(model, split, batch_size=2, seq_len=8)["tokens"] == 100
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1, got 0"),
+        ({"seq_len": 2.5}, TypeError, "seq_len must be an integer"),
+        ({"max_batches": 0}, ValueError, "max_batches must be None or an integer >= 1"),
+    ],
+)
+def test_bad_sizes_name_the_parameter(kwargs, error, match):
+    model, split = model_and_split()
+    with pytest.raises(error, match=match):
+        evaluate_split(model, split, **kwargs)
+    with pytest.raises(TypeError, match="split must be a TokenSplit, got ndarray"):
+        evaluate_split(model, split.ids)

@@ -14,12 +14,15 @@ from textgen.callbacks import Callback, EarlyStopping, SampleCallback
 from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from textgen.data import (
     Corpus,
+    DataConfig,
     RandomWindowBatcher,
     StreamBatcher,
     TokenSplit,
+    available_corpora,
+    corpus_path,
+    load_corpus,
     prepare_corpus,
 )
-from textgen.datasets import available_corpora, corpus_path, load_corpus
 from textgen.evaluation import evaluate_split
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
@@ -57,6 +60,7 @@ __all__ = [
     "CheckpointError",
     "ClipResult",
     "Corpus",
+    "DataConfig",
     "EarlyStopping",
     "Generation",
     "LRScheduler",

@@ -1,6 +1,8 @@
 """Scoring a token stream: the loss and the metrics people compare, with the state carried.
 
-Used by `Trainer.evaluate` for validation and by ``textgen evaluate`` for any text file.
+Used by `Trainer.evaluate` for validation and by ``textgen evaluate`` for any text file. The
+windows come from `StreamBatcher.for_evaluation`, the training batcher's stream layout with
+the trailing partial window kept, so evaluation and training cut a text the same way.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import numpy as np
 import torch
 
-from textgen.data import TokenSplit
+from textgen.data import StreamBatcher, TokenSplit
 from textgen.loss import compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel
+from textgen.validation import InvalidTypeError, check_optional_int
 
 
 @torch.no_grad()
@@ -30,36 +32,43 @@ def evaluate_split(
     """Cross-entropy of ``model`` over a token stream, with the state carried across windows.
 
     The stream is cut into at most ``batch_size`` parallel streams (fewer for a short text) and
-    read window by window, so all but fewer than ``batch_size`` tokens are scored.
+    read window by window, so all but fewer than ``batch_size`` tokens are scored. Only one
+    window of ``split.ids`` (a memory map) is read at a time.
+
+    Args:
+        model: the model to score; put in eval mode for the call, its mode restored after.
+        split: the token ids and the size of their text.
+        batch_size: the most parallel streams B.
+        seq_len: T, tokens per window (the last window may be shorter).
+        max_batches: score only the first this many windows; None: all of them.
+        autocast: a context manager factory entered around each forward (mixed precision).
 
     Returns:
         ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte"}``.
+
+    Raises:
+        TypeError: ``split`` is not a `TokenSplit`, or a size is not an int.
+        ValueError: a size < 1, or the split holds fewer than 2 tokens.
     """
-    if batch_size < 1 or seq_len < 1:
-        raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size} and {seq_len}")
-    ids = split.ids  # may be a memmap larger than RAM: only one window is read at a time
-    streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
-    length = (len(ids) - 1) // streams
-    if length < 1:
-        raise ValueError(f"cannot evaluate: the text has only {len(ids)} token(s), need at least 2")
+    if not isinstance(split, TokenSplit):
+        raise InvalidTypeError("split", f"split must be a TokenSplit, got {type(split).__name__}")
+    max_batches = check_optional_int("max_batches", max_batches, minimum=1)
+    device = next(model.parameters()).device
+    batcher = StreamBatcher.for_evaluation(split.ids, batch_size, seq_len, device=device)
+    num_batches = len(batcher) if max_batches is None else min(max_batches, len(batcher))
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    # Row i reads ids[i*length : (i+1)*length] and predicts the same span shifted by one.
-    starts = np.arange(streams) * length
     total_nats, total_tokens, state = 0.0, 0, None
-    for batch_index, begin in enumerate(range(0, length, seq_len)):
-        if max_batches is not None and batch_index >= max_batches:
-            break
-        width = min(seq_len, length - begin)
-        window = np.stack([ids[s + begin : s + begin + width + 1] for s in starts])
-        window_t = torch.from_numpy(window.astype(np.int64))
-        x, y = window_t[:, :-1].to(device), window_t[:, 1:].to(device)
-        with autocast():
-            logits, state = model(x, state)
-        total_nats += sequence_cross_entropy(logits.float(), y, reduction="sum").item()
-        total_tokens += y.numel()
-    model.train(was_training)
+    try:
+        for index in range(num_batches):
+            x, y = batcher.get_batch(index)
+            with autocast():
+                # The batcher built int64 (B, T) ids and the state is the model's own: no checks.
+                logits, state = model(x, state, check=False)
+            total_nats += sequence_cross_entropy(logits.float(), y, reduction="sum").item()
+            total_tokens += y.numel()
+    finally:
+        model.train(was_training)
     metrics = compute_metrics(
         total_nats,
         total_tokens,

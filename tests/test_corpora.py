@@ -1,8 +1,10 @@
+"""The bundled corpora: present, readable, and named only by their own names."""
+
 import gzip
 
 import pytest
 
-from textgen import available_corpora, corpus_path, load_corpus
+from textgen.data import available_corpora, corpus_path, is_corpus_name, load_corpus
 
 
 def test_bundled_shakespeare_is_present_and_about_1mb():
@@ -20,3 +22,9 @@ def test_bundled_shakespeare_is_present_and_about_1mb():
 def test_unknown_corpus_names_the_choices():
     with pytest.raises(ValueError, match="unknown corpus 'nope'.*shakespeare"):
         corpus_path("nope")
+
+
+def test_corpus_names_are_not_paths():
+    assert is_corpus_name("shakespeare") and not is_corpus_name("shakespeare.txt.gz")
+    with pytest.raises(TypeError, match="name must be a string, got int 5"):
+        corpus_path(5)

@@ -1,38 +1,43 @@
 """Batching: a 1-D array of token ids -> int64 ``(x, y)`` batches of shape (B, T), with a cursor.
 
-The last step of the data pipeline (re-exported by `textgen.data`). `StreamBatcher` cuts the
+The last step of the data pipeline (sources -> token cache -> batches). `StreamBatcher` cuts the
 ids into B contiguous streams read T tokens at a time, so batch k+1 continues batch k row by
 row and the model's hidden state can be carried over (truncated BPTT, as in char-rnn and
-PyTorch's word_language_model). `RandomWindowBatcher` serves non-overlapping windows in a
-seeded random order, each once per epoch; the state must then be reset for every batch.
-Both keep a cursor (epoch, batch) made of plain ints so a resumed run continues at the same batch.
+PyTorch's word_language_model); the Trainer trains on it and `evaluate_split` scores a split
+with it. `RandomWindowBatcher` serves non-overlapping windows in a seeded random order, each
+once per epoch; the state must then be reset for every batch. Both keep a cursor (epoch, batch)
+made of plain ints so a resumed run continues at the same batch.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 
+from textgen.validation import InvalidTypeError, InvalidValueError, check_bool, check_int
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _too_short(num_tokens: int, batch_size: int, seq_len: int) -> ValueError:
-    return ValueError(
+def _too_short(num_tokens: int, batch_size: int, seq_len: int) -> InvalidValueError:
+    return InvalidValueError(
+        "ids",
         f"the ids hold {num_tokens} tokens, but one batch of batch_size={batch_size} x "
         f"seq_len={seq_len} needs at least {batch_size * seq_len + 1} "
         f"(batch_size * seq_len + 1 for the shifted targets); lower batch_size or seq_len, "
-        f"or use more text"
+        f"or use more text",
     )
+
+
+def _check_ids(ids: np.ndarray) -> np.ndarray:
+    if not isinstance(ids, np.ndarray) or ids.ndim != 1:
+        raise InvalidTypeError("ids", f"ids must be a 1-D numpy array, got {type(ids).__name__}")
+    if ids.dtype.kind not in "ui":
+        raise InvalidTypeError("ids", f"ids must hold integers, got dtype {ids.dtype}")
+    return ids
 
 
 def clamp_batch_size(num_tokens: int, batch_size: int, seq_len: int) -> int:
@@ -44,8 +49,9 @@ def clamp_batch_size(num_tokens: int, batch_size: int, seq_len: int) -> int:
     Raises:
         ValueError: not even one window of ``seq_len + 1`` tokens fits.
     """
-    batch_size = _check_positive("batch_size", batch_size)
-    seq_len = _check_positive("seq_len", seq_len)
+    num_tokens = check_int("num_tokens", num_tokens, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seq_len = check_int("seq_len", seq_len, minimum=1)
     fitting = (num_tokens - 1) // seq_len
     if fitting < 1:
         raise _too_short(num_tokens, 1, seq_len)
@@ -62,21 +68,21 @@ class _CursorBatcher(ABC):
         seq_len: int,
         device: torch.device | str | None,
     ) -> None:
-        if not isinstance(ids, np.ndarray) or ids.ndim != 1:
-            raise TypeError(f"ids must be a 1-D numpy array, got {type(ids).__name__}")
-        if ids.dtype.kind not in "ui":
-            raise TypeError(f"ids must hold integers, got dtype {ids.dtype}")
-        self.ids = ids
-        self.batch_size = _check_positive("batch_size", batch_size)
-        self.seq_len = _check_positive("seq_len", seq_len)
+        self.ids = _check_ids(ids)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.seq_len = check_int("seq_len", seq_len, minimum=1)
         self.num_tokens = len(ids)
         if self.num_tokens == 0:
-            raise ValueError("the ids are empty: the corpus has no tokens")
-        if self.num_tokens < self.batch_size * self.seq_len + 1:
-            raise _too_short(self.num_tokens, self.batch_size, self.seq_len)
+            raise InvalidValueError("ids", "the ids are empty: the corpus has no tokens")
+        self._check_length()
         self.device = None if device is None else torch.device(device)
         self.epoch = 0
         self.batch = 0  # index within the epoch of the next batch to serve
+
+    def _check_length(self) -> None:
+        """Raise when the ids cannot fill one batch (subclasses may need fewer tokens)."""
+        if self.num_tokens < self.batch_size * self.seq_len + 1:
+            raise _too_short(self.num_tokens, self.batch_size, self.seq_len)
 
     @property
     @abstractmethod
@@ -158,19 +164,34 @@ class _CursorBatcher(ABC):
 class StreamBatcher(_CursorBatcher):
     """Truncated-BPTT batches: B contiguous streams, consecutive batches continue each stream.
 
-    The ids are cut into ``batch_size`` streams of ``(num_tokens - 1) // batch_size`` tokens;
-    batch k holds tokens ``[k*T, (k+1)*T)`` of every stream (a trailing partial window is
-    dropped), so carry the hidden state from batch k to k+1 (detached) and reset it at the
-    start of an epoch (``batcher.batch == 0`` before taking the batch).
+    The ids are cut into ``batch_size`` streams of ``L = (num_tokens - 1) // batch_size`` tokens
+    and batch k holds tokens ``[k*T, (k+1)*T)`` of every stream. For 100 ids, B=2 and T=4
+    (L=49; numbers are the ids' positions)::
+
+                    batch 0       batch 1              batch 11      partial window
+        stream 0:   0  1  2  3 |  4  5  6  7 | ... | 44 45 46 47 | 48
+        stream 1:  49 50 51 52 | 53 54 55 56 | ... | 93 94 95 96 | 97
+
+    ``y`` is ``x`` shifted by one: each row reads one id past its window (row 0 of batch 0
+    predicts 1 2 3 4). Row i of batch k+1 continues row i of batch k, so carry the hidden state
+    from batch k to k+1 (detached) and reset it at the start of an epoch (``batcher.batch == 0``
+    before taking the batch). The trailing partial window (fewer than T tokens) is dropped,
+    unless ``keep_partial_window``: evaluation keeps it to score every token
+    (`StreamBatcher.for_evaluation`), training drops it so every batch has the same shape.
 
     Args:
-        ids: 1-D integer array (e.g. ``corpus.train.ids``, a memory map).
+        ids: 1-D integer array (e.g. ``corpus.train.ids``, a memory map; only the rows of one
+            batch are read at a time).
         batch_size: B, parallel streams.
         seq_len: T, time steps per batch.
+        keep_partial_window: also serve the last, narrower batch ``(B, L - k*T)``. The cursor in
+            `state_dict` does not record this choice: batch k is the same window either way.
         device: where batches go (None: CPU tensors).
 
     Raises:
-        ValueError: ``batch_size``/``seq_len`` < 1, or fewer than ``B*T + 1`` tokens.
+        TypeError: ``ids`` is not a 1-D integer array, or a size is not an int.
+        ValueError: ``batch_size``/``seq_len`` < 1, or fewer than ``B*T + 1`` tokens
+            (``B + 1`` with ``keep_partial_window``).
 
     Example:
         >>> batcher = StreamBatcher(np.arange(100, dtype=np.uint8), batch_size=2, seq_len=4)
@@ -185,19 +206,78 @@ class StreamBatcher(_CursorBatcher):
         batch_size: int,
         seq_len: int,
         *,
+        keep_partial_window: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
+        self.keep_partial_window = check_bool("keep_partial_window", keep_partial_window)
         super().__init__(ids, batch_size, seq_len, device)
         self.stream_len = (self.num_tokens - 1) // self.batch_size
 
+    @classmethod
+    def for_evaluation(
+        cls,
+        ids: np.ndarray,
+        batch_size: int,
+        seq_len: int,
+        *,
+        device: torch.device | str | None = None,
+    ) -> StreamBatcher:
+        """Streams that cover (nearly) every id of ``ids``, for scoring a whole split.
+
+        At most ``batch_size`` streams, fewer when the ids hold fewer full windows (at least
+        one stream, so a text shorter than one window is still scored), with the partial
+        window kept: all but the ``(num_tokens - 1) % B`` ids left over by the cut into
+        streams are predicted.
+
+        Args:
+            ids: 1-D integer array with at least 2 ids.
+            batch_size: the most streams B.
+            seq_len: T, time steps per batch (the last batch may be narrower).
+            device: where batches go (None: CPU tensors).
+
+        Raises:
+            TypeError: ``ids`` is not a 1-D integer array, or a size is not an int.
+            ValueError: fewer than 2 ids (nothing to predict), or a size < 1.
+
+        Example:
+            >>> batcher = StreamBatcher.for_evaluation(np.arange(10), batch_size=8, seq_len=4)
+            >>> batcher.batch_size, [x.shape[1] for x, _ in batcher.iter_epoch()]
+            (2, [4])
+        """
+        _check_ids(ids)
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        seq_len = check_int("seq_len", seq_len, minimum=1)
+        if len(ids) < 2:
+            raise InvalidValueError(
+                "ids",
+                f"the ids hold only {len(ids)} token(s); scoring needs at least 2 "
+                f"(an input and its target)",
+            )
+        streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+        return cls(ids, streams, seq_len, keep_partial_window=True, device=device)
+
+    def _check_length(self) -> None:
+        if not self.keep_partial_window:
+            super()._check_length()
+        elif self.num_tokens < self.batch_size + 1:
+            raise InvalidValueError(
+                "ids",
+                f"the ids hold {self.num_tokens} tokens, but {self.batch_size} streams need at "
+                f"least {self.batch_size + 1} (one token each plus the shifted target); lower "
+                f"batch_size or use more text",
+            )
+
     @property
     def batches_per_epoch(self) -> int:
+        if self.keep_partial_window:
+            return -(-self.stream_len // self.seq_len)
         return self.stream_len // self.seq_len
 
     def _windows(self, epoch: int, index: int) -> np.ndarray:
         offset = index * self.seq_len
+        width = min(self.seq_len, self.stream_len - offset)  # < seq_len: the partial window
         starts = range(offset, self.batch_size * self.stream_len, self.stream_len)
-        return np.stack([self.ids[s : s + self.seq_len + 1] for s in starts])
+        return np.stack([self.ids[s : s + width + 1] for s in starts])
 
 
 class RandomWindowBatcher(_CursorBatcher):
@@ -231,8 +311,8 @@ class RandomWindowBatcher(_CursorBatcher):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(ids, batch_size, seq_len, device)
-        self.seed = int(seed)
-        self.drop_last = drop_last
+        self.seed = check_int("seed", seed, minimum=0)
+        self.drop_last = check_bool("drop_last", drop_last)
         self.num_windows = (self.num_tokens - 1) // self.seq_len
         self._order: tuple[int, np.ndarray] | None = None
 
@@ -256,3 +336,6 @@ class RandomWindowBatcher(_CursorBatcher):
     def state_dict(self) -> dict[str, int]:
         """The cursor, sizes and seed; plain ints."""
         return {**super().state_dict(), "seed": self.seed, "drop_last": int(self.drop_last)}
+
+
+__all__ = ["Batch", "RandomWindowBatcher", "StreamBatcher", "clamp_batch_size"]

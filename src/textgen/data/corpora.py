@@ -1,7 +1,8 @@
 """Corpora bundled with the package, so every command runs with no data of the user's own.
 
-The data pipeline (`textgen.data`) accepts a corpus name such as ``"shakespeare"`` wherever it
-accepts a path; this module maps names to the compressed files shipped inside the wheel.
+The data pipeline accepts a corpus name such as ``"shakespeare"`` wherever it accepts a path
+(`textgen.data.sources` resolves it); this module maps names to the gzip-compressed files
+shipped inside the wheel, under ``textgen/corpora/`` (package data, not code).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import gzip
 from importlib import resources
 from pathlib import Path
+
+from textgen.validation import InvalidValueError, check_str
 
 _CORPORA: dict[str, str] = {
     # name -> file under textgen/corpora (gzip-compressed UTF-8 text)
@@ -30,13 +33,15 @@ def corpus_path(name: str = "shakespeare") -> Path:
     """Path of the gzip-compressed file of a bundled corpus.
 
     Raises:
+        TypeError: ``name`` is not a string.
         ValueError: ``name`` is not a bundled corpus.
     """
+    check_str("name", name)
     try:
         filename = _CORPORA[name]
     except KeyError:
-        raise ValueError(
-            f"unknown corpus {name!r}; bundled corpora are {', '.join(available_corpora())}"
+        raise InvalidValueError(
+            "name", f"unknown corpus {name!r}; bundled corpora are {', '.join(available_corpora())}"
         ) from None
     path = Path(str(resources.files("textgen") / "corpora" / filename))
     if not path.is_file():  # pragma: no cover - a broken install
@@ -54,3 +59,6 @@ def load_corpus(name: str = "shakespeare") -> str:
     """
     with gzip.open(corpus_path(name), "rt", encoding="utf-8") as handle:
         return handle.read()
+
+
+__all__ = ["available_corpora", "corpus_path", "is_corpus_name", "load_corpus"]

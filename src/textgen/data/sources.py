@@ -1,10 +1,11 @@
 """Reading corpus text: paths and bundled corpus names -> UTF-8 byte ranges -> text chunks.
 
-This is the first half of the data pipeline (`textgen.data` encodes what it reads). Sources are
-files (``.gz`` decompressed transparently), folders (searched recursively) or bundled corpus
-names. All sources form one byte stream, read a few MiB at a time so a corpus never sits in
-memory; a ``"\\n"`` is inserted after a file that does not end with one, so the last word of a
-file never merges with the first word of the next. Positions are byte offsets in that stream.
+The first step of the data pipeline (sources -> token cache -> batches): `textgen.data.cache`
+encodes what this module reads. Sources are files (``.gz`` decompressed transparently), folders
+(searched recursively) or bundled corpus names (`textgen.data.corpora`). All sources form one
+byte stream, read a few MiB at a time so a corpus never sits in memory; a ``"\\n"`` is inserted
+after a file that does not end with one, so the last word of a file never merges with the first
+word of the next. Positions are byte offsets in that stream.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from textgen.datasets import available_corpora, corpus_path, is_corpus_name
+from textgen.data.corpora import available_corpora, corpus_path, is_corpus_name
+from textgen.validation import InvalidTypeError, InvalidValueError, check_choice, check_str
 
 READ_SIZE = 1 << 22  # bytes per read: large enough for speed, small enough for memory
 SourceLike = str | Path
-_ERRORS = ("strict", "replace")
+ENCODING_ERRORS = ("strict", "replace")  # the ``errors`` accepted: stop, or use U+FFFD
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,21 @@ def resolve_sources(
 
     Raises:
         FileNotFoundError: a path does not exist and is not a bundled corpus name.
+        TypeError: a source is not a str or Path.
         ValueError: no sources, or a folder holds no matching file.
     """
+    check_str("pattern", pattern)
     items = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if not items:
-        raise ValueError("sources is empty; give a file, a folder or a bundled corpus name")
+        raise InvalidValueError(
+            "sources", "sources is empty; give a file, a folder or a bundled corpus name"
+        )
     segments: list[Segment] = []
     for item in items:
         if not isinstance(item, (str, Path)):
-            raise TypeError(f"a source must be a str or Path, got {type(item).__name__}")
+            raise InvalidTypeError(
+                "sources", f"a source must be a str or Path, got {type(item).__name__} {item!r}"
+            )
         path = Path(item)
         if isinstance(item, str) and not path.exists() and is_corpus_name(item):
             segments.append(Segment(name=f"corpus {item!r}", path=corpus_path(item)))
@@ -84,7 +92,9 @@ def resolve_sources(
                 and (fnmatch.fnmatch(p.name, pattern) or fnmatch.fnmatch(p.name, pattern + ".gz"))
             )
             if not files:
-                raise ValueError(f"folder {path} holds no files matching {pattern!r}")
+                raise InvalidValueError(
+                    "sources", f"folder {path} holds no files matching {pattern!r}"
+                )
             segments.extend(Segment(name=str(p), path=p) for p in files)
         elif path.is_file():
             segments.append(Segment(name=str(path), path=path))
@@ -153,10 +163,10 @@ def scan(segments: list[Segment], errors: str = "strict") -> SourceStream:
     """Sizes and content hash of the stream; with ``errors="strict"`` also checks the UTF-8.
 
     Raises:
-        ValueError: invalid UTF-8 (strict), naming the file and the byte offset.
+        ValueError: invalid UTF-8 (strict), naming the file and the byte offset, or ``errors``
+            is not one of `ENCODING_ERRORS`.
     """
-    if errors not in _ERRORS:
-        raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
+    check_choice("errors", errors, ENCODING_ERRORS)
     digest = hashlib.blake2b(digest_size=20)
     stream: list[Segment] = []
     sizes: list[int] = []
