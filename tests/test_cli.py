@@ -141,7 +141,7 @@ def test_train_resume_generate_evaluate_info(tmp_path, text_file, cache, capsys)
             ],
             "fp16",
         ),
-        (["train", "--out", "{tmp}/r", "--batch-size", "0", "--quiet"], "batch_size"),
+        (["train", "--out", "{tmp}/r", "--batch-size", "0", "--quiet"], "--batch-size must be"),
     ],
 )
 def test_user_errors_are_one_line(tmp_path, cache, capsys, argv, message):
@@ -283,8 +283,10 @@ def test_a_time_budget_alone_trains_with_a_plateau_schedule(tmp_path, text_file,
     out = tmp_path / "run"
     code, _, err = run(["train", text_file, "--out", out, *TINY, "--max-time", "1"], capsys)
     assert code == 0, err
-    config = load_checkpoint(out / "last.pt").metadata["train_config"]
-    assert config["max_steps"] is None and config["schedule"] == "plateau"
+    checkpoint = load_checkpoint(out / "last.pt")
+    config = checkpoint.metadata["train_config"]
+    assert config["max_steps"] is None and config["schedule"] == "auto"
+    assert checkpoint.train_state["scheduler"]["name"] == "plateau"  # what "auto" chose
 
 
 def test_resume_reads_the_same_text_without_repeating_it(tmp_path, text_file, cache, capsys):

@@ -19,7 +19,7 @@ from textgen.train_config import DEFAULT_MAX_STEPS, FIXED_ON_RESUME, TrainConfig
         ("device", "gpu", ValueError),
         ("device", 0, TypeError),
         ("max_steps", True, TypeError),
-        ("max_steps", 0, ValueError),
+        ("max_steps", -1, ValueError),
         ("batch_size", 0, ValueError),
         ("batch_size", 2.0, TypeError),
         ("lr", 0.0, ValueError),
@@ -72,6 +72,7 @@ def test_run_length_policy():
     assert TrainConfig(max_time=60).step_limit is None  # a time budget alone means what it says
     assert TrainConfig(epochs=2).step_limit is None
     assert TrainConfig(epochs=2, max_steps=9).step_limit == 9
+    assert TrainConfig(max_steps=0).step_limit is None  # no step limit: Ctrl-C ends the run
 
 
 def test_auto_schedule_is_cosine_for_a_known_length_and_plateau_for_a_time_budget():

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from textgen.options import option
 from textgen.validation import (
     InvalidValueError,
     check_bool,
@@ -55,15 +56,19 @@ class ModelConfig:
     """
 
     vocab_size: int
-    embed_dim: int = 64
-    hidden_size: int = 256
-    num_layers: int = 2
-    dropout: float = 0.1
-    embed_dropout: float = 0.0
-    locked_dropout: bool = False
-    tie_weights: bool = False
-    cell: str = "lstm"
-    residual: bool = False
+    embed_dim: int = option(64, "size of a token embedding")
+    hidden_size: int = option(256, "units (state size) of each recurrent layer")
+    num_layers: int = option(2, "stacked recurrent layers")
+    dropout: float = option(
+        0.1, "drop probability on the embedding output, between layers and before the head"
+    )
+    embed_dropout: float = option(0.0, "probability of dropping a whole token's embedding")
+    locked_dropout: bool = option(
+        False, "one dropout mask per sequence, shared by all time steps (variational dropout)"
+    )
+    tie_weights: bool = option(False, "share the embedding matrix with the output head")
+    cell: str = option("lstm", "the recurrent cell", choices=CELLS)
+    residual: bool = option(False, "add each stacked layer's input to its output")
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):

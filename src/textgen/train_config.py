@@ -66,7 +66,7 @@ class TrainConfig:
         group="run",
     )
     overwrite: bool = option(
-        False, "replace a run already in the run folder (default: refuse)", group="run"
+        False, "replace a run already in the run folder instead of refusing", group="run"
     )
     # -- batches
     batch_size: int = option(32, "parallel streams (rows) per batch", group="batches")
@@ -84,7 +84,8 @@ class TrainConfig:
     # -- stopping
     max_steps: int | None = option(
         None,
-        f"stop after this many optimizer steps (none set at all: {DEFAULT_MAX_STEPS})",
+        f"stop after this many optimizer steps (0: no step limit; no limit of any kind "
+        f"given: {DEFAULT_MAX_STEPS})",
         group="stopping",
     )
     epochs: int | None = option(
@@ -179,7 +180,8 @@ class TrainConfig:
             check_int(name, getattr(self, name), minimum=0)
         check_int("max_nan_retries", self.max_nan_retries, minimum=0)
         check_int("seed", self.seed, minimum=0)
-        for name in ("max_steps", "epochs", "eval_batches", "early_stopping_patience"):
+        check_optional_int("max_steps", self.max_steps, minimum=0)
+        for name in ("epochs", "eval_batches", "early_stopping_patience"):
             check_optional_int(name, getattr(self, name), minimum=1)
         check_optional_float("max_time", self.max_time, minimum=0, min_inclusive=False)
         check_choice("batching", self.batching, BATCHING)
@@ -217,10 +219,11 @@ class TrainConfig:
 
     @property
     def step_limit(self) -> int | None:
-        """The step cap of the run: ``max_steps``, or `DEFAULT_MAX_STEPS` when no limit is set
-        at all, or None when ``epochs`` / ``max_time`` alone bound the run."""
+        """The step cap of the run: ``max_steps``; None when it is 0 (no step limit: epochs,
+        the time budget or Ctrl-C end the run) or when ``epochs`` / ``max_time`` alone bound
+        the run; `DEFAULT_MAX_STEPS` when no limit is set at all."""
         if self.max_steps is not None:
-            return self.max_steps
+            return self.max_steps or None
         if self.epochs is None and self.max_time is None:
             return DEFAULT_MAX_STEPS
         return None

@@ -1,0 +1,65 @@
+"""``textgen generate``: every `SampleConfig` field is a flag; text streams to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from textgen.checkpoint import load_checkpoint
+from textgen.cli.flags import add_config_flags, given_values
+from textgen.runtime import resolve_device
+from textgen.sampler import SampleConfig, Sampler
+
+
+def add_parsers(commands: Any) -> None:
+    p = commands.add_parser(
+        "generate",
+        help="generate text from a trained model",
+        description="Generate text from a run folder (its best.pt) or a checkpoint file.",
+    )
+    p.set_defaults(handler=run)
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE", help="a run folder or a .pt file")
+    p.add_argument("--prompt", default="", help="text to continue (default: empty)")
+    p.add_argument("--prompt-file", metavar="FILE", help="read the prompt from a UTF-8 file")
+    p.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
+    )
+    p.add_argument("--output", metavar="FILE", help="also write the text to FILE")
+    p.add_argument("--no-stream", action="store_true", help="print only when finished")
+    add_config_flags(p, SampleConfig, section="sample", exclude=("return_logprobs",))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = SampleConfig(**given_values(args, "sample"))  # checked before anything loads
+    prompt = args.prompt
+    if args.prompt_file:
+        prompt_path = Path(args.prompt_file)
+        if not prompt_path.is_file():
+            what = "is not a file" if prompt_path.exists() else "does not exist"
+            raise FileNotFoundError(f"prompt file {prompt_path} {what}")
+        prompt = prompt_path.read_text(encoding="utf-8")
+    device = resolve_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint)
+    sampler = Sampler(checkpoint.build_model(device), checkpoint.tokenizer)
+    texts: list[str] = []
+    if not args.no_stream and config.num_samples == 1 and config.num_beams == 1:
+        pieces = [prompt]
+        stream = sampler.stream(prompt, config)  # raises on a bad prompt before printing
+        sys.stdout.write(prompt)
+        for piece in stream:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+            pieces.append(piece)
+        sys.stdout.write("\n")
+        texts.append("".join(pieces))
+    else:
+        for i, sample in enumerate(sampler.generate(prompt, config)):
+            if config.num_samples > 1:
+                print(f"=== sample {i + 1} ===")
+            texts.append(prompt + sample.text)
+            print(texts[-1])
+    if args.output:
+        Path(args.output).write_text(("\n\n" if len(texts) > 1 else "").join(texts), "utf-8")
+    return 0

@@ -1,0 +1,153 @@
+"""``textgen evaluate``, ``info`` and ``plot``: look at a trained model and its run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from textgen.checkpoint import load_checkpoint
+from textgen.data import DataConfig, prepare_corpus
+from textgen.evaluation import evaluate_split
+from textgen.options import config_from_dict
+from textgen.plot import plot_metrics
+from textgen.run_config import format_run_config, run_settings
+from textgen.runtime import resolve_device
+from textgen.train_config import TrainConfig
+
+
+def add_parsers(commands: Any) -> None:
+    p = commands.add_parser(
+        "evaluate",
+        help="loss, perplexity and bits per character/byte of a model on text files",
+        description="Score text files with a model: nats/token, perplexity, bits per char and byte.",
+    )
+    p.set_defaults(handler=evaluate)
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE", help="a run folder or a .pt file")
+    p.add_argument("files", nargs="+", metavar="TEXT_FILE", help="text files or folders to score")
+    p.add_argument("--batch-size", type=int, default=16, help="parallel streams (default: 16)")
+    p.add_argument("--seq-len", type=int, default=256, help="tokens per window (default: 256)")
+    p.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
+    )
+    p.add_argument("--cache-dir", help="where encoded token ids are cached (default: ~/.cache)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = commands.add_parser(
+        "info",
+        help="describe a run folder or checkpoint",
+        description="Show config, parameter count, vocabulary and progress.",
+    )
+    p.set_defaults(handler=info)
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE", help="a run folder or a .pt file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--config",
+        action="store_true",
+        help="print the run configuration (TOML; JSON with --json) that reproduces the run",
+    )
+
+    p = commands.add_parser(
+        "plot",
+        help="draw loss, learning rate and gradient norm of a run as a PNG",
+        description="Plot RUN_DIR/metrics.jsonl: loss (bits per char), learning rate and "
+        "gradient norm against steps. Needs matplotlib: pip install 'textgen[plot]'.",
+    )
+    p.set_defaults(handler=plot)
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder, or a metrics.jsonl file")
+    p.add_argument("--output", metavar="FILE", help="PNG to write (default: beside metrics.jsonl)")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = checkpoint.build_model(device)
+    # The whole text, encoded (and cached) with the model's own tokenizer: no split.
+    split = prepare_corpus(
+        args.files, checkpoint.tokenizer, val_fraction=0.0, cache_dir=args.cache_dir
+    ).train
+    metrics = evaluate_split(model, split, batch_size=args.batch_size, seq_len=args.seq_len)
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    print(f"tokens          {metrics['tokens']:,}")
+    print(f"loss            {metrics['loss']:.4f} nats/token")
+    print(f"perplexity      {metrics['perplexity']:.3f}")
+    print(f"bits per token  {metrics['bits_per_token']:.4f}")
+    print(f"bits per char   {_fmt(metrics['bits_per_char'])}")
+    print(f"bits per byte   {_fmt(metrics['bits_per_byte'])}")
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    path = Path(args.checkpoint)
+    # For a run folder, report the run as it stands now: last.pt has the latest progress.
+    if path.is_dir() and (path / "last.pt").is_file():
+        path = path / "last.pt"
+    checkpoint = load_checkpoint(path)
+    meta, tokenizer = checkpoint.metadata, checkpoint.tokenizer
+    if args.config:
+        print(format_run_config(_run_settings(checkpoint.path, meta, checkpoint.model_config),
+                                as_json=args.json), end="")  # fmt: skip
+        return 0
+    details = {
+        "path": str(checkpoint.path),
+        "model_config": checkpoint.model_config,
+        "parameters": checkpoint.build_model().num_parameters(),
+        "tokenizer": tokenizer.kind,
+        "vocab_size": tokenizer.vocab_size,
+        "step": meta.get("step"),
+        "epoch": meta.get("epoch"),
+        "tokens_seen": meta.get("tokens_seen"),
+        "best_val_loss": meta.get("best_val_loss"),
+        "resumable": checkpoint.train_state is not None,
+        "train_config": meta.get("train_config"),
+    }
+    if args.json:
+        print(json.dumps(details))
+        return 0
+    best = details["best_val_loss"]
+    print(f"checkpoint      {details['path']}")
+    print(f"model           {', '.join(f'{k}={v}' for k, v in checkpoint.model_config.items())}")
+    print(f"parameters      {details['parameters']:,}")
+    print(f"tokenizer       {tokenizer.kind}, vocabulary {tokenizer.vocab_size}")
+    print(
+        f"progress        step {details['step']}, epoch {details['epoch']}, "
+        f"{details['tokens_seen'] or 0:,} tokens seen"
+    )
+    print(f"best val loss   {'n/a' if best is None else f'{best:.4f} nats/token'}")
+    print(f"resumable       {'yes' if details['resumable'] else 'no (weights only)'}")
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    try:
+        path = plot_metrics(args.run, args.output)
+    except ImportError as error:  # matplotlib missing: one line, not a traceback
+        raise ValueError(str(error)) from None
+    print(path)
+    return 0
+
+
+def _run_settings(
+    path: Path | None, meta: dict[str, Any], model_config: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The run's three tables: data from the run folder's data.json (when there is one)."""
+    data_path = path.parent / "data.json" if path is not None else None
+    if data_path is not None and data_path.is_file():
+        saved = json.loads(data_path.read_text("utf-8"))
+        if "val_file" in saved:  # written by textgen 0.1
+            saved["val_files"] = saved.pop("val_file")
+        data = config_from_dict(DataConfig, saved, source=str(data_path))
+    else:
+        data = DataConfig()
+    train = TrainConfig.from_dict(meta.get("train_config") or {})
+    settings = run_settings(data, model_config, train)
+    if data_path is None or not data_path.is_file():
+        del settings["data"]  # unknown: the run was made from Python
+    return settings
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
