@@ -10,6 +10,7 @@ the page is regenerated.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import re
 import sys
@@ -32,6 +33,8 @@ MODULE_ORDER = (
     "textgen.trainer",
     "textgen.checkpoint",
     "textgen.sampler",
+    "textgen.processors",
+    "textgen.stopping",
     "textgen.plot",
     "textgen.runtime",
     "textgen",
@@ -85,10 +88,27 @@ def _render_object(name: str, obj: Any) -> list[str]:
     kind = "class " if inspect.isclass(obj) else "def "
     lines += ["```python", f"{kind}{name}{_signature(obj)}", "```", ""]
     lines += _render_doc(inspect.getdoc(obj))
+    lines += _render_options(obj)
     if inspect.isclass(obj):
         for member_name, member in _public_members(obj):
             lines += _render_member(name, member_name, member)
     return lines
+
+
+def _render_options(obj: Any) -> list[str]:
+    """The fields of a config dataclass declared with `textgen.options.option`, with their help."""
+    from textgen.options import describe
+
+    if not (inspect.isclass(obj) and dataclasses.is_dataclass(obj)):
+        return []
+    infos = [info for info in describe(obj) if info.help]
+    if not infos:
+        return []
+    lines = ["**Fields:**", ""]
+    for info in infos:
+        default = "required" if info.default is dataclasses.MISSING else f"{info.default!r}"
+        lines.append(f"- `{info.name}` (default `{default}`): {info.help}")
+    return [*lines, ""]
 
 
 def _public_members(cls: type) -> list[tuple[str, Any]]:

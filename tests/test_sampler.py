@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from _fakes import EOS, FakeByteTokenizer, FakeCharTokenizer, TableModel, TinyLSTM
+from textgen.decoding import sample_from_logits
 from textgen.sampler import (
     BannedTokensProcessor,
     FrequencyPenaltyProcessor,
@@ -27,7 +28,6 @@ from textgen.sampler import (
     build_processors,
     start_token_id,
 )
-from textgen.sampler import _sample_from_logits as sample_from_logits
 from textgen.tokenizers import UnknownTokenError
 
 NO_IDS = torch.zeros(1, 0, dtype=torch.long)

@@ -1,7 +1,8 @@
 """textgen: train and sample recurrent text-generation models with PyTorch.
 
 The public API, in the order data flows through it: tokenizers, the data pipeline, the model,
-loss and optimizers, the Trainer, checkpoints and the Sampler.
+loss and optimizers, the Trainer, checkpoints and the Sampler (with its logits processors and
+stop-string matcher).
 """
 
 from textgen.callbacks import Callback, EarlyStopping, SampleCallback
@@ -26,8 +27,23 @@ from textgen.optim import (
     l1_penalty,
 )
 from textgen.plot import plot_metrics
+from textgen.processors import (
+    BannedTokensProcessor,
+    FrequencyPenaltyProcessor,
+    LogitsProcessor,
+    MinNewTokensProcessor,
+    MinPProcessor,
+    NoRepeatNGramProcessor,
+    PresencePenaltyProcessor,
+    RepetitionPenaltyProcessor,
+    TemperatureProcessor,
+    TopKProcessor,
+    TopPProcessor,
+    TypicalProcessor,
+)
 from textgen.runtime import resolve_device, seed_everything
 from textgen.sampler import Generation, SampleConfig, Sampler
+from textgen.stopping import StopMatcher
 from textgen.tokenizers import (
     BPETokenizer,
     CharTokenizer,
@@ -43,6 +59,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BPETokenizer",
+    "BannedTokensProcessor",
     "Callback",
     "CharTokenizer",
     "Checkpoint",
@@ -50,23 +67,35 @@ __all__ = [
     "ClipResult",
     "Corpus",
     "EarlyStopping",
+    "FrequencyPenaltyProcessor",
     "Generation",
     "LRScheduler",
     "LSTMLanguageModel",
     "LanguageModelMetrics",
+    "LogitsProcessor",
+    "MinNewTokensProcessor",
+    "MinPProcessor",
     "ModelConfig",
+    "NoRepeatNGramProcessor",
+    "PresencePenaltyProcessor",
     "RandomWindowBatcher",
+    "RepetitionPenaltyProcessor",
     "SampleCallback",
     "SampleConfig",
     "Sampler",
     "State",
+    "StopMatcher",
     "StreamBatcher",
+    "TemperatureProcessor",
     "TokenSplit",
     "Tokenizer",
+    "TopKProcessor",
+    "TopPProcessor",
     "TrainConfig",
     "TrainResult",
     "Trainer",
     "TrainingDivergedError",
+    "TypicalProcessor",
     "UnknownTokenError",
     "WordTokenizer",
     "__version__",
