@@ -358,8 +358,9 @@ class UserProcessors(LogitsProcessor):
         for i, processor in enumerate(self.processors):
             scores = processor(input_ids, scores)
             if not isinstance(scores, torch.Tensor) or scores.shape != logits.shape:
-                got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores)
-                raise InvalidValueError(
+                is_tensor = isinstance(scores, torch.Tensor)
+                got = tuple(scores.shape) if is_tensor else type(scores).__name__
+                raise (InvalidValueError if is_tensor else InvalidTypeError)(
                     "logits_processors",
                     f"logits_processors[{i}] must return scores of shape {tuple(logits.shape)}, "
                     f"got {got}",
