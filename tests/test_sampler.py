@@ -556,6 +556,14 @@ def test_a_processor_that_passes_scores_through_changes_nothing(sampler: Sampler
     options = {"max_new_tokens": 20, "seed": 3, "top_p": 0.9, "stop": ("ca",)}
     plain = sampler.generate("ab", **options)[0]
     assert sampler.generate("ab", logits_processors=[Recorder()], **options)[0] == plain
+
+    def careless(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        input_ids.view(-1).zero_()  # a contiguous copy: viewing works, writing harms nothing
+        return scores
+
+    options["repetition_penalty"] = 1.5  # reads the ids at every step
+    plain = sampler.generate("ab", num_samples=2, **options)
+    assert sampler.generate("ab", num_samples=2, logits_processors=[careless], **options) == plain
     beams = sampler.beam_search("ab", max_new_tokens=8, num_beams=3)
     assert (
         sampler.beam_search("ab", max_new_tokens=8, num_beams=3, logits_processors=[Recorder()])

@@ -323,10 +323,10 @@ class UserProcessors(LogitsProcessor):
     """A caller's own processors, run in order after the built-in ones.
 
     Any callable following Hugging Face's protocol ``processor(input_ids, scores) -> scores``
-    works (a `LogitsProcessor` subclass, a plain class, a function). They run on a copy of the
-    scores, so one that writes into ``scores`` in place (as many Hugging Face processors do)
-    cannot alter the model's logits; ``input_ids`` must be left untouched. The sampler checks
-    after them that some token is left, unless every one sets ``may_remove_every_token = False``.
+    works (a `LogitsProcessor` subclass, a plain class, a function). They run on copies of the
+    scores and of the (contiguous) ids, so one that writes into them in place, as many Hugging
+    Face processors do, cannot alter the run. The sampler checks after them that some token is
+    left, unless every one sets ``may_remove_every_token = False``.
 
     Args:
         processors: the callables, validated here (once, not per token).
@@ -354,7 +354,7 @@ class UserProcessors(LogitsProcessor):
         self.may_remove_every_token = may_remove_every_token(self.processors)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        scores = logits.clone()
+        input_ids, scores = input_ids.clone(), logits.clone()
         for i, processor in enumerate(self.processors):
             scores = processor(input_ids, scores)
             if not isinstance(scores, torch.Tensor) or scores.shape != logits.shape:
