@@ -37,6 +37,8 @@ MODULE_ORDER = (
     "textgen.callbacks",
     "textgen.checkpoint",
     "textgen.sampler",
+    "textgen.processors",
+    "textgen.stopping",
     "textgen.plot",
     "textgen.runtime",
     "textgen",

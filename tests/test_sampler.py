@@ -9,6 +9,9 @@ import pytest
 import torch
 
 from _fakes import EOS, FakeByteTokenizer, FakeCharTokenizer, TableModel, TinyLSTM
+from textgen.decoding import sample_from_logits
+from textgen.options import describe
+from textgen.processors import UserProcessors, may_remove_every_token
 from textgen.sampler import (
     BannedTokensProcessor,
     FrequencyPenaltyProcessor,
@@ -27,7 +30,6 @@ from textgen.sampler import (
     build_processors,
     start_token_id,
 )
-from textgen.sampler import _sample_from_logits as sample_from_logits
 from textgen.tokenizers import UnknownTokenError
 
 NO_IDS = torch.zeros(1, 0, dtype=torch.long)
@@ -469,3 +471,168 @@ def test_build_processors_order_and_greedy() -> None:
     assert build_processors(SampleConfig()) == []
     logits = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     assert torch.equal(apply_processors([], NO_IDS, logits), logits)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: TopKProcessor(2.5), TypeError, "top_k must be an integer, got float 2.5"),
+        (lambda: TemperatureProcessor("hot"), TypeError, "temperature must be a number"),
+        (lambda: TemperatureProcessor(0), ValueError, "temperature must be > 0.*greedy"),
+        (lambda: TopPProcessor(1.5), ValueError, r"top_p must be a number in \(0, 1\], got 1.5"),
+        (lambda: BannedTokensProcessor("ab"), TypeError, "sequences of token-id|token-id seq"),
+        (lambda: BannedTokensProcessor([[-1]]), ValueError, "banned token id must be"),
+    ],
+)
+def test_processor_errors_name_the_parameter_and_value(
+    make: object, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        make()  # type: ignore[operator]
+
+
+def test_sample_config_fields_keep_their_names_and_defaults_and_all_have_help() -> None:
+    infos = describe(SampleConfig)
+    assert {i.name: i.default for i in infos} == {
+        "max_new_tokens": 200,
+        "min_new_tokens": 0,
+        "temperature": 1.0,
+        "top_k": None,
+        "top_p": None,
+        "min_p": None,
+        "typical_p": None,
+        "repetition_penalty": 1.0,
+        "frequency_penalty": 0.0,
+        "presence_penalty": 0.0,
+        "no_repeat_ngram_size": 0,
+        "bad_words": (),
+        "stop": (),
+        "greedy": False,
+        "num_samples": 1,
+        "num_beams": 1,
+        "length_penalty": 1.0,
+        "seed": None,
+        "return_logprobs": False,
+    }
+    assert all(i.help and "\n" not in i.help for i in infos)
+    assert {i.name: i.cli_flag for i in infos}["bad_words"] == "--ban"  # the existing flag
+
+
+# -- the caller's logits processors --------------------------------------------------------------
+
+
+class Recorder:
+    """A plain user processor (not a LogitsProcessor) recording what it is given."""
+
+    def __init__(self) -> None:
+        self.input_ids: list[torch.Tensor] = []
+        self.scores: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.input_ids.append(input_ids.clone())
+        self.scores.append(scores.clone())
+        return scores
+
+
+def test_user_processors_run_after_the_built_in_ones_on_the_tokens_so_far(
+    sampler: Sampler, tokenizer: FakeCharTokenizer
+) -> None:
+    recorder = Recorder()
+    results = sampler.generate(
+        "ab", max_new_tokens=5, num_samples=2, seed=0, top_k=2, logits_processors=[recorder]
+    )
+    assert len(recorder.scores) == 5
+    assert all((torch.isfinite(s).sum(dim=-1) == 2).all() for s in recorder.scores)  # after top-k
+    prompt = tokenizer.encode("ab")
+    assert [tuple(ids.shape) for ids in recorder.input_ids] == [(2, 2 + i) for i in range(5)]
+    assert recorder.input_ids[0].dtype == torch.long
+    assert recorder.input_ids[-1][:, :2].tolist() == [prompt, prompt]
+    assert [ids[2:].tolist() for ids in recorder.input_ids[-1]] == [
+        r.token_ids[:4] for r in results
+    ]
+
+
+def test_a_processor_that_passes_scores_through_changes_nothing(sampler: Sampler) -> None:
+    options = {"max_new_tokens": 20, "seed": 3, "top_p": 0.9, "stop": ("ca",)}
+    plain = sampler.generate("ab", **options)[0]
+    assert sampler.generate("ab", logits_processors=[Recorder()], **options)[0] == plain
+
+    def careless(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        input_ids.view(-1).zero_()  # a contiguous copy: viewing works, writing harms nothing
+        return scores
+
+    options["repetition_penalty"] = 1.5  # reads the ids at every step
+    plain = sampler.generate("ab", num_samples=2, **options)
+    assert sampler.generate("ab", num_samples=2, logits_processors=[careless], **options) == plain
+    beams = sampler.beam_search("ab", max_new_tokens=8, num_beams=3)
+    assert (
+        sampler.beam_search("ab", max_new_tokens=8, num_beams=3, logits_processors=[Recorder()])
+        == beams
+    )
+
+
+@pytest.mark.parametrize(
+    ("processors", "message"),
+    [
+        ([3], r"logits_processors\[0\] must be callable.*got int 3"),
+        ([Recorder(), "ban"], r"logits_processors\[1\] must be callable.*got str"),
+        (Recorder(), "wrap a single processor in a list"),
+        (None, "logits_processors must be a list"),
+    ],
+)
+def test_bad_logits_processors_raise_type_error_at_the_call(
+    sampler: Sampler, processors: object, message: str
+) -> None:
+    for call in (sampler.generate, sampler.stream, sampler.beam_search):
+        with pytest.raises(TypeError, match=message):
+            call("ab", max_new_tokens=3, logits_processors=processors)  # type: ignore[operator]
+    with pytest.raises(TypeError, match=message):
+        sampler.generate("ab", num_beams=2, logits_processors=processors)  # type: ignore[arg-type]
+
+
+def test_a_processor_returning_bad_scores_is_named(sampler: Sampler) -> None:
+    with pytest.raises(TypeError, match=r"logits_processors\[1\] must return scores.*NoneType"):
+        sampler.generate("ab", logits_processors=[Recorder(), lambda ids, scores: None])
+    with pytest.raises(ValueError, match=r"logits_processors\[0\] must return scores of shape"):
+        sampler.generate("ab", logits_processors=[lambda ids, scores: scores[:, :3]])
+
+
+def test_a_user_processor_that_removes_every_token_fails_clearly(sampler: Sampler) -> None:
+    def nothing(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(scores, float("-inf"))
+
+    with pytest.raises(ValueError, match="removed every token at new token 1"):
+        sampler.generate("ab", max_new_tokens=4, logits_processors=[nothing])
+    with pytest.raises(ValueError, match="removed every token at new token 1"):
+        sampler.beam_search("ab", max_new_tokens=4, num_beams=2, logits_processors=[nothing])
+
+
+def test_the_emptied_row_check_runs_only_with_processors_that_can_empty_a_row(
+    sampler: Sampler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokenizer = FakeCharTokenizer("abc", eos=True)
+    filters = SampleConfig(
+        temperature=0.5,
+        top_k=2,
+        top_p=0.9,
+        min_p=0.1,
+        typical_p=0.9,
+        repetition_penalty=1.2,
+        frequency_penalty=0.1,
+        presence_penalty=0.1,
+    )
+    assert not may_remove_every_token(build_processors(filters, tokenizer))
+    for risky in ({"bad_words": ("a",)}, {"no_repeat_ngram_size": 2}, {"min_new_tokens": 2}):
+        assert may_remove_every_token(build_processors(SampleConfig(**risky), tokenizer))
+    assert may_remove_every_token([Recorder()])  # a user's processor is checked by default...
+    gentle = Recorder()
+    gentle.may_remove_every_token = False  # type: ignore[attr-defined]
+    assert not may_remove_every_token([UserProcessors([gentle])])  # ...unless it says otherwise
+
+    checks = []
+    isneginf = torch.isneginf
+    monkeypatch.setattr(torch, "isneginf", lambda x: checks.append(1) or isneginf(x))
+    sampler.generate("ab", max_new_tokens=6, seed=0, top_k=3, temperature=0.7, top_p=0.9)
+    assert checks == []  # no device sync per token for filters that always keep a token
+    sampler.generate("ab", max_new_tokens=6, seed=0, bad_words=["a"])
+    assert len(checks) == 6

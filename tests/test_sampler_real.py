@@ -1,6 +1,7 @@
 """The Sampler on the real model and tokenizers (test_sampler.py uses controllable fakes)."""
 
 import codecs
+from collections import Counter
 
 import pytest
 import torch
@@ -78,3 +79,62 @@ def test_beam_search_never_emits_removed_tokens():
         "wör", num_beams=3, num_samples=3, no_repeat_ngram_size=1, max_new_tokens=12
     ):
         assert len(set(beam.token_ids)) == len(beam.token_ids)  # 1-gram repeats were banned
+
+
+class BanToken:
+    """A user's processor in Hugging Face's style: a plain class (no textgen base class) that
+    writes into ``scores`` in place."""
+
+    def __init__(self, token_id: int) -> None:
+        self.token_id = token_id
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(input_ids.shape))
+        scores[:, self.token_id] = float("-inf")
+        return scores
+
+
+def test_a_user_processor_bans_a_token_from_generate_stream_and_beam_search():
+    sampler = make(CharTokenizer())
+    tokenizer = sampler.tokenizer
+    options = {"max_new_tokens": 30, "temperature": 1.5}
+    seeds = range(4)
+    # Without the ban the token is there, so the test can fail.
+    free = sampler.generate("wör", num_samples=len(seeds), seed=0, **options)
+    char = Counter("".join(r.text for r in free)).most_common(1)[0][0]
+    token = tokenizer.encode(char)[0]
+    assert sum(token in r.token_ids for r in free) >= 2
+
+    ban = BanToken(token)
+    banned = sampler.generate(
+        "wör", num_samples=len(seeds), seed=0, logits_processors=[ban], **options
+    )
+    assert ban.shapes[0] == (len(seeds), 3) and ban.shapes[-1] == (len(seeds), 3 + 29)
+    for seed, result in zip(seeds, banned, strict=True):
+        assert token not in result.token_ids and char not in result.text
+        streamed = "".join(sampler.stream("wör", seed=seed, logits_processors=[ban], **options))
+        assert streamed == result.text
+
+    beams = sampler.beam_search("wör", num_beams=3, num_samples=3, max_new_tokens=20)
+    char = Counter(beams[0].text).most_common(1)[0][0]
+    token = tokenizer.encode(char)[0]
+    assert token in beams[0].token_ids
+    banned_beams = sampler.beam_search(
+        "wör", num_beams=3, num_samples=3, max_new_tokens=20, logits_processors=[BanToken(token)]
+    )
+    assert all(token not in b.token_ids and char not in b.text for b in banned_beams)
+
+
+def test_decoding_steps_skip_the_model_input_checks(monkeypatch):
+    sampler = make(CharTokenizer())
+    model = sampler.model
+    checked = []
+    check_ids = model._check_ids
+    monkeypatch.setattr(
+        model, "_check_ids", lambda ids: checked.append(ids.shape) or check_ids(ids)
+    )
+    sampler.generate("wör", max_new_tokens=8, num_samples=2, seed=0)
+    list(sampler.stream("wör", max_new_tokens=8, seed=0))
+    sampler.beam_search("wör", max_new_tokens=8, num_beams=2)
+    assert checked == [(1, 3)] * 3  # each call validated its prompt pass, no step after it

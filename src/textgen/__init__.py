@@ -1,7 +1,8 @@
 """textgen: train and sample recurrent text-generation models with PyTorch.
 
 The public API, in the order data flows through it: tokenizers, the data pipeline, the model,
-loss and optimizers, the Trainer, checkpoints and the Sampler.
+loss and optimizers, the Trainer, checkpoints and the Sampler (with its logits processors and
+stop-string matcher).
 
 The package logs through the ``textgen`` logger and, as a library should, only installs a
 `logging.NullHandler`: configure logging to see its messages (the Trainer prints its own while
@@ -35,8 +36,23 @@ from textgen.optim import (
     l1_penalty,
 )
 from textgen.plot import plot_metrics
+from textgen.processors import (
+    BannedTokensProcessor,
+    FrequencyPenaltyProcessor,
+    LogitsProcessor,
+    MinNewTokensProcessor,
+    MinPProcessor,
+    NoRepeatNGramProcessor,
+    PresencePenaltyProcessor,
+    RepetitionPenaltyProcessor,
+    TemperatureProcessor,
+    TopKProcessor,
+    TopPProcessor,
+    TypicalProcessor,
+)
 from textgen.runtime import resolve_device, seed_everything
 from textgen.sampler import Generation, SampleConfig, Sampler
+from textgen.stopping import StopMatcher
 from textgen.tokenizers import (
     BPETokenizer,
     CharTokenizer,
@@ -54,6 +70,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BPETokenizer",
+    "BannedTokensProcessor",
     "Callback",
     "CharTokenizer",
     "Checkpoint",
@@ -62,23 +79,35 @@ __all__ = [
     "Corpus",
     "DataConfig",
     "EarlyStopping",
+    "FrequencyPenaltyProcessor",
     "Generation",
     "LRScheduler",
     "LSTMLanguageModel",
     "LanguageModelMetrics",
+    "LogitsProcessor",
+    "MinNewTokensProcessor",
+    "MinPProcessor",
     "ModelConfig",
+    "NoRepeatNGramProcessor",
+    "PresencePenaltyProcessor",
     "RandomWindowBatcher",
+    "RepetitionPenaltyProcessor",
     "SampleCallback",
     "SampleConfig",
     "Sampler",
     "State",
+    "StopMatcher",
     "StreamBatcher",
+    "TemperatureProcessor",
     "TokenSplit",
     "Tokenizer",
+    "TopKProcessor",
+    "TopPProcessor",
     "TrainConfig",
     "TrainResult",
     "Trainer",
     "TrainingDivergedError",
+    "TypicalProcessor",
     "UnknownTokenError",
     "WordTokenizer",
     "__version__",

@@ -1,20 +1,26 @@
 """Beam search over a recurrent state: the most probable continuations, not a sample.
 
-Each step feeds every beam's last token, with its own carried state (reordered with
-`select_state` as beams are kept or dropped), in one batched model call of one token per beam:
-the prefix is never run again. Scores follow Hugging Face: summed log-probabilities divided by
-``length ** length_penalty``.
+In the sampling flow (prompt -> model over the prompt once -> last-step logits -> processors ->
+**choose** -> fed back) beam search replaces the draw: each step feeds every beam's last token,
+with its own carried state (reordered with `select_state` as beams are kept or dropped), in one
+batched model call of one token per beam (``check=False``: the prefix is never run again and the
+inputs were built here). The processors (built-in, then the caller's) act on the logits before
+the log-softmax. Scores follow Hugging Face: summed log-probabilities divided by
+``length ** length_penalty``. Stop strings cut the finished hypotheses afterwards
+(`textgen.stopping`, in `textgen.Sampler.beam_search`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import nn
 
+from textgen.decoding import nothing_left_error, unchecked_forward
 from textgen.model import select_state
-from textgen.processors import LogitsProcessor, apply_processors
+from textgen.processors import ProcessorFunction, apply_processors, may_remove_every_token
 
 Hypothesis = tuple[float, list[int], list[float], Literal["eos", "length"]]
 
@@ -23,7 +29,7 @@ def beam_search(
     model: nn.Module,
     model_input: list[int],
     history: list[int],
-    processors: list[LogitsProcessor],
+    processors: Sequence[ProcessorFunction],
     *,
     num_beams: int,
     max_new_tokens: int,
@@ -36,7 +42,8 @@ def beam_search(
         model: ``forward(ids (B, T), state) -> (logits (B, T, V), state)``.
         model_input: the prompt's ids as fed to the model (a start token for an empty prompt).
         history: the prompt's ids as the processors see them.
-        processors: logits processors applied before the log-softmax (so width 1 is greedy).
+        processors: logits processors (built-in, then the caller's) applied before the
+            log-softmax, so width 1 is greedy.
         num_beams: beam width.
         max_new_tokens: longest continuation.
         length_penalty: score = summed log-probs / length ** length_penalty.
@@ -51,8 +58,10 @@ def beam_search(
     width, eos, penalty = num_beams, eos_id, length_penalty
     device = next(iter(model.parameters())).device
     ids = torch.tensor([model_input], dtype=torch.long, device=device)
-    logits, state = model(ids, None)
+    logits, state = model(ids, None)  # the prompt, once, with the model's own checks
     logits = logits[:, -1].float()
+    model_step = unchecked_forward(model)
+    check_removed = may_remove_every_token(processors)
     tokens = torch.tensor([history], dtype=torch.long, device=device)  # (beams, T)
     token_logprobs = torch.zeros(1, 0, device=device)  # model log-probs per beam token
     beam_scores = torch.zeros(1, device=device)  # summed processed log-probs
@@ -60,17 +69,16 @@ def beam_search(
     prompt_length = len(history)
     for step in range(max_new_tokens):
         if step > 0:
-            logits, state = model(tokens[:, -1:], state)
+            logits, state = model_step(tokens[:, -1:], state)
             logits = logits[:, -1].float()
         # Processors act on logits, then log-softmax, so a width of 1 is exactly greedy.
         scored = apply_processors(processors, tokens, logits)
-        removed = torch.isneginf(scored).all(dim=-1)  # beams left with nothing to choose
-        if bool(removed.all()):
-            raise ValueError(
-                f"the sampling settings removed every token at new token {step + 1} (e.g. "
-                "banned strings or no_repeat_ngram_size leave nothing to choose); relax them"
-            )
-        processed = scored.log_softmax(dim=-1).masked_fill(removed[:, None], float("-inf"))
+        processed = scored.log_softmax(dim=-1)
+        if check_removed:
+            removed = torch.isneginf(scored).all(dim=-1)  # beams left with nothing to choose
+            if bool(removed.all()):
+                raise nothing_left_error(step + 1)
+            processed = processed.masked_fill(removed[:, None], float("-inf"))
         candidates = (beam_scores[:, None] + processed).view(-1)
         top_scores, top_index = candidates.topk(min(2 * width, candidates.numel()))
         vocab_size = logits.shape[-1]

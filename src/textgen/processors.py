@@ -9,7 +9,8 @@ and multiplying negative logits), so users of ``generate()`` get what they expec
 presence penalties follow the OpenAI definition (``logit - frequency * count - presence * [count > 0]``).
 
 Every processor is a vectorised torch operation over the batch; none does Python work per
-vocabulary entry. `textgen.sampler.build_processors` composes them from a `SampleConfig`.
+vocabulary entry. `build_processors` composes them from a `SampleConfig`; a caller's own processors (any ``processor(input_ids, scores) -> scores`` callable, Hugging Face's
+protocol) run after them, wrapped in `UserProcessors`.
 
 Example:
     >>> import torch
@@ -22,29 +23,22 @@ Example:
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
+from textgen.tokenizers import Tokenizer, UnknownTokenError
+from textgen.validation import InvalidTypeError, InvalidValueError, check_float, check_int
+
+if TYPE_CHECKING:  # only for annotations: the sampler imports this module
+    from textgen.sampler import SampleConfig
+
 _NEG_INF = float("-inf")
 
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
+ProcessorFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""Hugging Face's protocol: ``processor(input_ids (B, T) int64, scores (B, V) float) -> scores``."""
 
 
 def _remove_sorted(
@@ -58,8 +52,27 @@ def _remove_sorted(
 class LogitsProcessor(ABC):
     """One step of logits processing: ``processor(input_ids, logits) -> new logits``.
 
-    Subclass it (or write any callable with the same signature) to add your own rule.
+    Subclass it (or write any callable with the same signature) to add your own rule, and pass it
+    to `textgen.Sampler.generate` (or ``stream``, ``beam_search``) in ``logits_processors``.
+
+    Attributes:
+        may_remove_every_token: whether the processor can leave a row with every score at
+            ``-inf``. The decoding loop checks for that (a device sync per token) only when some
+            processor says True; a subclass that only rescales or keeps the best tokens sets False.
+
+    Example:
+        >>> class NoDigits(LogitsProcessor):
+        ...     def __init__(self, digit_ids: list[int]) -> None:
+        ...         self.digit_ids = digit_ids
+        ...     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        ...         logits = logits.clone()
+        ...         logits[:, self.digit_ids] = float("-inf")
+        ...         return logits
+        >>> NoDigits([1])(torch.zeros(1, 0, dtype=torch.long), torch.zeros(1, 3))
+        tensor([[0., -inf, 0.]])
     """
+
+    may_remove_every_token: bool = True
 
     @abstractmethod
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -81,11 +94,14 @@ class LogitsProcessor(ABC):
 class TemperatureProcessor(LogitsProcessor):
     """Divide the logits by ``temperature`` (> 0): below 1 sharpens, above 1 flattens."""
 
+    may_remove_every_token = False
+
     def __init__(self, temperature: float) -> None:
-        self.temperature = _check_float("temperature", temperature)
+        self.temperature = check_float("temperature", temperature)
         if self.temperature <= 0:
-            raise ValueError(
-                f"temperature must be > 0, got {temperature!r}; use greedy decoding instead of 0"
+            raise InvalidValueError(
+                "temperature",
+                f"temperature must be > 0, got {temperature!r}; use greedy decoding instead of 0",
             )
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -95,9 +111,12 @@ class TemperatureProcessor(LogitsProcessor):
 class TopKProcessor(LogitsProcessor):
     """Keep the ``top_k`` highest-scoring tokens (ties with the k-th score are kept too)."""
 
+    may_remove_every_token = False
+
     def __init__(self, top_k: int, min_tokens_to_keep: int = 1) -> None:
         self.top_k = max(
-            _check_int("top_k", top_k, 1), _check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
+            check_int("top_k", top_k, minimum=1),
+            check_int("min_tokens_to_keep", min_tokens_to_keep, minimum=1),
         )
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -113,11 +132,11 @@ class TopPProcessor(LogitsProcessor):
     >= ``top_p``), and at least ``min_tokens_to_keep`` tokens always survive.
     """
 
+    may_remove_every_token = False
+
     def __init__(self, top_p: float, min_tokens_to_keep: int = 1) -> None:
-        self.top_p = _check_float("top_p", top_p)
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-        self.min_tokens_to_keep = _check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
+        self.top_p = check_float("top_p", top_p, minimum=0, maximum=1, min_inclusive=False)
+        self.min_tokens_to_keep = check_int("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         sorted_logits, sorted_indices = torch.sort(logits, descending=False, dim=-1)
@@ -131,11 +150,11 @@ class TopPProcessor(LogitsProcessor):
 class MinPProcessor(LogitsProcessor):
     """Keep tokens whose probability is at least ``min_p`` times the top token's probability."""
 
+    may_remove_every_token = False
+
     def __init__(self, min_p: float, min_tokens_to_keep: int = 1) -> None:
-        self.min_p = _check_float("min_p", min_p)
-        if not 0 <= self.min_p <= 1:
-            raise ValueError(f"min_p must be in [0, 1], got {min_p!r}")
-        self.min_tokens_to_keep = _check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
+        self.min_p = check_float("min_p", min_p, minimum=0, maximum=1)
+        self.min_tokens_to_keep = check_int("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         probs = logits.softmax(dim=-1)
@@ -150,11 +169,13 @@ class TypicalProcessor(LogitsProcessor):
     """Locally typical sampling (Meister et al., 2022): keep the tokens whose surprisal is closest
     to the distribution's entropy, until their mass reaches ``typical_p``."""
 
+    may_remove_every_token = False
+
     def __init__(self, typical_p: float, min_tokens_to_keep: int = 1) -> None:
-        self.typical_p = _check_float("typical_p", typical_p)
-        if not 0 < self.typical_p <= 1:
-            raise ValueError(f"typical_p must be in (0, 1], got {typical_p!r}")
-        self.min_tokens_to_keep = _check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
+        self.typical_p = check_float(
+            "typical_p", typical_p, minimum=0, maximum=1, min_inclusive=False
+        )
+        self.min_tokens_to_keep = check_int("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         log_probs = logits.log_softmax(dim=-1)
@@ -176,10 +197,10 @@ class RepetitionPenaltyProcessor(LogitsProcessor):
     always makes a seen token less likely (and ``< 1`` more likely).
     """
 
+    may_remove_every_token = False
+
     def __init__(self, penalty: float) -> None:
-        self.penalty = _check_float("repetition_penalty", penalty)
-        if self.penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0, got {penalty!r}")
+        self.penalty = check_float("repetition_penalty", penalty, minimum=0, min_inclusive=False)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         if input_ids.shape[1] == 0:
@@ -198,8 +219,10 @@ def _token_counts(input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor
 class FrequencyPenaltyProcessor(LogitsProcessor):
     """Subtract ``penalty * count`` from each token's logit, count = occurrences in ``input_ids``."""
 
+    may_remove_every_token = False
+
     def __init__(self, penalty: float) -> None:
-        self.penalty = _check_float("frequency_penalty", penalty)
+        self.penalty = check_float("frequency_penalty", penalty)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return logits - self.penalty * _token_counts(input_ids, logits)
@@ -208,8 +231,10 @@ class FrequencyPenaltyProcessor(LogitsProcessor):
 class PresencePenaltyProcessor(LogitsProcessor):
     """Subtract ``penalty`` once from the logit of every token present in ``input_ids``."""
 
+    may_remove_every_token = False
+
     def __init__(self, penalty: float) -> None:
-        self.penalty = _check_float("presence_penalty", penalty)
+        self.penalty = check_float("presence_penalty", penalty)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return logits - self.penalty * (_token_counts(input_ids, logits) > 0).to(logits.dtype)
@@ -223,7 +248,7 @@ class NoRepeatNGramProcessor(LogitsProcessor):
     """
 
     def __init__(self, ngram_size: int) -> None:
-        self.ngram_size = _check_int("no_repeat_ngram_size", ngram_size, 1)
+        self.ngram_size = check_int("no_repeat_ngram_size", ngram_size, minimum=1)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         n = self.ngram_size
@@ -244,16 +269,19 @@ class BannedTokensProcessor(LogitsProcessor):
     """
 
     def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
-        if isinstance(sequences, (str, bytes)) or not isinstance(sequences, Sequence):
-            raise TypeError(
-                f"sequences must be a sequence of token-id sequences, got {sequences!r}"
+        if not _is_sequence(sequences) or not all(_is_sequence(seq) for seq in sequences):
+            raise InvalidTypeError(
+                "sequences",
+                f"sequences must be a sequence of token-id sequences, got {sequences!r}",
             )
         single: list[int] = []
         multi: list[tuple[int, ...]] = []
         for seq in sequences:
-            ids = tuple(_check_int("banned token id", t, 0) for t in seq)
+            ids = tuple(check_int("banned token id", t, minimum=0) for t in seq)
             if not ids:
-                raise ValueError(f"banned sequences must not be empty, got {sequences!r}")
+                raise InvalidValueError(
+                    "sequences", f"banned sequences must not be empty, got {sequences!r}"
+                )
             if len(ids) == 1:
                 single.append(ids[0])
             else:
@@ -279,9 +307,9 @@ class MinNewTokensProcessor(LogitsProcessor):
     """Forbid the end-of-sequence token until ``min_new_tokens`` tokens follow the prompt."""
 
     def __init__(self, min_new_tokens: int, prompt_length: int, eos_id: int) -> None:
-        self.min_new_tokens = _check_int("min_new_tokens", min_new_tokens, 0)
-        self.prompt_length = _check_int("prompt_length", prompt_length, 0)
-        self.eos_id = _check_int("eos_id", eos_id, 0)
+        self.min_new_tokens = check_int("min_new_tokens", min_new_tokens, minimum=0)
+        self.prompt_length = check_int("prompt_length", prompt_length, minimum=0)
+        self.eos_id = check_int("eos_id", eos_id, minimum=0)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         if input_ids.shape[1] - self.prompt_length >= self.min_new_tokens:
@@ -291,10 +319,124 @@ class MinNewTokensProcessor(LogitsProcessor):
         return logits
 
 
+class UserProcessors(LogitsProcessor):
+    """A caller's own processors, run in order after the built-in ones.
+
+    Any callable following Hugging Face's protocol ``processor(input_ids, scores) -> scores``
+    works (a `LogitsProcessor` subclass, a plain class, a function). They run on copies of the
+    scores and of the (contiguous) ids, so one that writes into them in place, as many Hugging
+    Face processors do, cannot alter the run. The sampler checks after them that some token is
+    left, unless every one sets ``may_remove_every_token = False``.
+
+    Args:
+        processors: the callables, validated here (once, not per token).
+
+    Raises:
+        TypeError: ``processors`` is not a sequence, or an entry is not callable (the message
+            names its position).
+    """
+
+    def __init__(self, processors: Sequence[ProcessorFunction]) -> None:
+        if not _is_sequence(processors):
+            raise InvalidTypeError(
+                "logits_processors",
+                f"logits_processors must be a list of processors, got {type(processors).__name__}"
+                f" {processors!r}; wrap a single processor in a list",
+            )
+        for i, processor in enumerate(processors):
+            if not callable(processor):
+                raise InvalidTypeError(
+                    "logits_processors",
+                    f"logits_processors[{i}] must be callable as processor(input_ids, scores) "
+                    f"-> scores, got {type(processor).__name__} {processor!r}",
+                )
+        self.processors = tuple(processors)
+        self.may_remove_every_token = may_remove_every_token(self.processors)
+
+    def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        input_ids, scores = input_ids.clone(), logits.clone()
+        for i, processor in enumerate(self.processors):
+            scores = processor(input_ids, scores)
+            if not isinstance(scores, torch.Tensor) or scores.shape != logits.shape:
+                is_tensor = isinstance(scores, torch.Tensor)
+                got = tuple(scores.shape) if is_tensor else type(scores).__name__
+                raise (InvalidValueError if is_tensor else InvalidTypeError)(
+                    "logits_processors",
+                    f"logits_processors[{i}] must return scores of shape {tuple(logits.shape)}, "
+                    f"got {got}",
+                )
+        return scores
+
+
+def build_processors(
+    config: SampleConfig, tokenizer: Tokenizer | None = None, *, prompt_length: int = 0
+) -> list[LogitsProcessor]:
+    """The processors ``config`` asks for, in Hugging Face's order: penalties and bans first,
+    then (when sampling) temperature, top-k, top-p, min-p, typical.
+
+    Args:
+        config: the sampling settings.
+        tokenizer: needed to encode ``bad_words`` and to find the end-of-sequence id for
+            ``min_new_tokens`` (without an ``eos_id`` that field has nothing to suppress).
+        prompt_length: tokens of prompt in ``input_ids`` (for ``min_new_tokens``).
+
+    Raises:
+        ValueError: ``bad_words`` given without a tokenizer, or one cannot be encoded.
+    """
+    processors: list[LogitsProcessor] = []
+    if config.repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyProcessor(config.repetition_penalty))
+    if config.frequency_penalty != 0.0:
+        processors.append(FrequencyPenaltyProcessor(config.frequency_penalty))
+    if config.presence_penalty != 0.0:
+        processors.append(PresencePenaltyProcessor(config.presence_penalty))
+    if config.no_repeat_ngram_size > 0:
+        processors.append(NoRepeatNGramProcessor(config.no_repeat_ngram_size))
+    if config.bad_words:
+        if tokenizer is None:
+            raise ValueError("bad_words needs a tokenizer to encode them")
+        processors.append(
+            BannedTokensProcessor([_encode_bad_word(tokenizer, w) for w in config.bad_words])
+        )
+    if config.min_new_tokens > 0 and tokenizer is not None and tokenizer.eos_id is not None:
+        processors.append(
+            MinNewTokensProcessor(config.min_new_tokens, prompt_length, tokenizer.eos_id)
+        )
+    if config.greedy or config.num_beams > 1:
+        return processors
+    if config.temperature != 1.0:
+        processors.append(TemperatureProcessor(config.temperature))
+    if config.top_k is not None:
+        processors.append(TopKProcessor(config.top_k))
+    if config.top_p is not None and config.top_p < 1.0:
+        processors.append(TopPProcessor(config.top_p))
+    if config.min_p is not None and config.min_p > 0.0:
+        processors.append(MinPProcessor(config.min_p))
+    if config.typical_p is not None and config.typical_p < 1.0:
+        processors.append(TypicalProcessor(config.typical_p))
+    return processors
+
+
+def _encode_bad_word(tokenizer: Tokenizer, word: str) -> list[int]:
+    try:
+        return tokenizer.encode(word)
+    except UnknownTokenError as error:
+        raise UnknownTokenError(f"bad word {word!r} cannot be encoded: {error}") from error
+
+
 def apply_processors(
-    processors: Sequence[LogitsProcessor], input_ids: torch.Tensor, logits: torch.Tensor
+    processors: Sequence[ProcessorFunction], input_ids: torch.Tensor, logits: torch.Tensor
 ) -> torch.Tensor:
     """Run ``processors`` in order: ``logits -> p1 -> p2 -> ...``; returns new ``(B, V)`` scores."""
     for processor in processors:
         logits = processor(input_ids, logits)
     return logits
+
+
+def may_remove_every_token(processors: Sequence[ProcessorFunction]) -> bool:
+    """Whether ``processors`` can leave a row with nothing to choose (see `LogitsProcessor`)."""
+    return any(getattr(p, "may_remove_every_token", True) for p in processors)
+
+
+def _is_sequence(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)

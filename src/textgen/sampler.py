@@ -1,17 +1,17 @@
 """Sampling: turn a trained model and its tokenizer into text, the last step of the flow.
 
-prompt -> ``encode`` -> the model runs over the whole prompt ONCE to warm its recurrent state ->
-last-step logits ``(B, V)`` -> logits processors (`textgen.processors`) -> next token, drawn with
-a per-call ``torch.Generator`` -> fed back with the carried state, so each new token costs one
-model step whatever the length of the text so far. `Sampler` offers `Sampler.generate` (batched:
-``num_samples`` rows advance together, each with its own stop condition), `Sampler.stream` (text
-pieces as they are produced), `Sampler.beam_search` and `Sampler.score` (per-token log-probs).
+prompt -> ``encode`` -> the model over the whole prompt ONCE, to warm its recurrent state ->
+last-step logits ``(B, V)`` -> logits processors (those `SampleConfig` asks for, then the
+caller's ``logits_processors``) -> next token, drawn with a per-row ``torch.Generator`` -> fed
+back with the carried state (one model step per token, whatever the length so far) -> its bytes
+to a `textgen.stopping.StopMatcher`, which decodes them and watches for stop strings. This module
+is the public face of that flow (`SampleConfig`, `Generation`, `Sampler`); the work is done by
+`textgen.decoding` (the loop and the draw), `textgen.processors`, `textgen.stopping` and
+`textgen.beam`.
 
 Conventions:
-    * Empty prompt: the model starts from one start token, ``tokenizer.eos_id`` when the tokenizer
-      has one, else the id of ``"\\n"`` when that encodes to a single token, else id 0 (see
-      `start_token_id`). The start token is model input only: it is not part of the text nor of
-      the ``input_ids`` processors see.
+    * Empty prompt: the model starts from one start token (`start_token_id`). It is model input
+      only: not part of the text nor of the ``input_ids`` processors see.
     * Seeds: row ``i`` of a call with ``seed=s`` uses its own generator seeded with ``s + i``, so
       sample ``i`` of a batch equals a one-sample call with ``seed=s + i`` (same device), and the
       global RNG is never touched. Without a seed, a fresh seed comes from ``os.urandom``.
@@ -21,19 +21,19 @@ Conventions:
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from textgen.beam import beam_search as _beam_search
-from textgen.model import State, select_state
+from textgen.decoding import DecodingRun, score_tokens, start_token_id
+from textgen.options import option
 from textgen.processors import (
     BannedTokensProcessor,
     FrequencyPenaltyProcessor,
@@ -42,17 +42,27 @@ from textgen.processors import (
     MinPProcessor,
     NoRepeatNGramProcessor,
     PresencePenaltyProcessor,
+    ProcessorFunction,
     RepetitionPenaltyProcessor,
     TemperatureProcessor,
     TopKProcessor,
     TopPProcessor,
     TypicalProcessor,
-    _check_float,
-    _check_int,
+    UserProcessors,
     apply_processors,
+    build_processors,
 )
 from textgen.runtime import resolve_device
+from textgen.stopping import BatchStops, FinishReason, StopMatcher, match_pieces
 from textgen.tokenizers import Tokenizer, UnknownTokenError
+from textgen.validation import (
+    InvalidValueError,
+    check_bool,
+    check_float,
+    check_int,
+    check_optional_int,
+    check_strings,
+)
 
 __all__ = [
     "BannedTokensProcessor",
@@ -75,22 +85,6 @@ __all__ = [
     "start_token_id",
 ]
 
-FinishReason = Literal["length", "eos", "stop"]
-
-# Uniform numbers are drawn per row in blocks: one generator call per row every _BLOCK tokens keeps
-# the per-token loop free of per-row Python work while each row still owns its random stream.
-_BLOCK = 64
-
-
-def _string_tuple(name: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"{name} must be a sequence of non-empty strings, got {value!r}")
-    if not all(value):
-        raise ValueError(f"{name} must hold non-empty strings, got {value!r}")
-    return tuple(value)
-
 
 @dataclass(frozen=True)
 class SampleConfig:
@@ -98,59 +92,48 @@ class SampleConfig:
 
     ``None`` (or the neutral value) turns a filter or penalty off. ``greedy=True`` and beam search
     (``num_beams > 1``) ignore the sampling-only fields (temperature, top_k, top_p, min_p,
-    typical_p, seed), as in Hugging Face ``generate()``.
-
-    Attributes:
-        max_new_tokens: most tokens to generate (>= 0).
-        min_new_tokens: the end-of-sequence token is forbidden before this many new tokens.
-        temperature: logits are divided by it (> 0).
-        top_k: keep the k most likely tokens (>= 1).
-        top_p: nucleus sampling mass, in (0, 1].
-        min_p: keep tokens with probability >= min_p * top probability, in [0, 1].
-        typical_p: locally typical sampling mass, in (0, 1].
-        repetition_penalty: > 0; 1 is off; > 1 discourages tokens already present.
-        frequency_penalty: subtracted once per previous occurrence of a token.
-        presence_penalty: subtracted once from every token already present.
-        no_repeat_ngram_size: forbid repeating any n-gram of this size (0 is off).
-        bad_words: strings never to produce (each encoded once with the tokenizer).
-        stop: stop strings; the output is cut before the earliest one.
-        greedy: always take the most likely token.
-        num_samples: sequences per call (for beam search: best beams returned, <= num_beams).
-        num_beams: beam width; > 1 makes `Sampler.generate` run beam search.
-        length_penalty: beam score = sum of log-probs / length ** length_penalty.
-        seed: per-call seed (row i uses seed + i); None draws a fresh one.
-        return_logprobs: also return each token's log-probability under the model.
+    typical_p, seed), as in Hugging Face ``generate()``. Each field's meaning is its ``help``
+    (`textgen.options.describe`), which is also its ``textgen generate`` flag's help.
     """
 
-    max_new_tokens: int = 200
-    min_new_tokens: int = 0
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    min_p: float | None = None
-    typical_p: float | None = None
-    repetition_penalty: float = 1.0
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
-    no_repeat_ngram_size: int = 0
-    bad_words: tuple[str, ...] = ()
-    stop: tuple[str, ...] = ()
-    greedy: bool = False
-    num_samples: int = 1
-    num_beams: int = 1
-    length_penalty: float = 1.0
-    seed: int | None = None
-    return_logprobs: bool = False
+    max_new_tokens: int = option(200, "most tokens to generate after the prompt (>= 0)")
+    min_new_tokens: int = option(0, "forbid the end-of-text token before this many new tokens")
+    temperature: float = option(1.0, "divide the logits by this (> 0): < 1 safer, > 1 more varied")
+    top_k: int | None = option(None, "sample among the k most likely tokens (>= 1)")
+    top_p: float | None = option(None, "nucleus: keep top tokens up to this probability, in (0, 1]")
+    min_p: float | None = option(None, "keep tokens >= min_p x the top probability, in [0, 1]")
+    typical_p: float | None = option(None, "locally typical sampling: mass kept, in (0, 1]")
+    repetition_penalty: float = option(
+        1.0, "> 1 discourages tokens already in the text, < 1 encourages them (1: off)"
+    )
+    frequency_penalty: float = option(0.0, "subtracted from a logit per earlier occurrence")
+    presence_penalty: float = option(0.0, "subtracted once from the logit of a seen token")
+    no_repeat_ngram_size: int = option(0, "never repeat an n-gram of this many tokens (0: off)")
+    bad_words: tuple[str, ...] = option(
+        (), "strings never to produce (their token sequences are banned)", flag="--ban"
+    )
+    stop: tuple[str, ...] = option((), "stop strings: the text ends before the earliest one")
+    greedy: bool = option(False, "always take the most likely token instead of sampling")
+    num_samples: int = option(1, "sequences to generate (beam search: best beams returned)")
+    num_beams: int = option(1, "beam width; above 1 runs beam search instead of sampling")
+    length_penalty: float = option(
+        1.0, "beam score = summed log-probs / length ** length_penalty (> 0 favours long beams)"
+    )
+    seed: int | None = option(None, "random seed (sample i uses seed + i); None: a fresh one")
+    return_logprobs: bool = option(
+        False, "also return each token's log-probability under the model", flag=""
+    )
 
     def __post_init__(self) -> None:
-        _check_int("max_new_tokens", self.max_new_tokens, 0)
-        _check_int("min_new_tokens", self.min_new_tokens, 0)
+        check_int("max_new_tokens", self.max_new_tokens, minimum=0)
+        check_int("min_new_tokens", self.min_new_tokens, minimum=0)
         if self.min_new_tokens > self.max_new_tokens:
-            raise ValueError(
+            raise InvalidValueError(
+                "min_new_tokens",
                 f"min_new_tokens ({self.min_new_tokens}) must be <= max_new_tokens "
-                f"({self.max_new_tokens})"
+                f"({self.max_new_tokens})",
             )
-        # Building each processor validates its field with an error that names it.
+        # The processors own the ranges of their settings: building one validates its field.
         TemperatureProcessor(self.temperature)
         if self.top_k is not None:
             TopKProcessor(self.top_k)
@@ -163,22 +146,21 @@ class SampleConfig:
         RepetitionPenaltyProcessor(self.repetition_penalty)
         FrequencyPenaltyProcessor(self.frequency_penalty)
         PresencePenaltyProcessor(self.presence_penalty)
-        _check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0)
-        object.__setattr__(self, "bad_words", _string_tuple("bad_words", self.bad_words))
-        object.__setattr__(self, "stop", _string_tuple("stop", self.stop))
-        for name in ("greedy", "return_logprobs"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        _check_int("num_samples", self.num_samples, 1)
-        _check_int("num_beams", self.num_beams, 1)
+        check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, minimum=0)
+        object.__setattr__(self, "bad_words", check_strings("bad_words", self.bad_words))
+        object.__setattr__(self, "stop", check_strings("stop", self.stop))
+        check_bool("greedy", self.greedy)
+        check_bool("return_logprobs", self.return_logprobs)
+        check_int("num_samples", self.num_samples, minimum=1)
+        check_int("num_beams", self.num_beams, minimum=1)
         if self.num_beams > 1 and self.num_samples > self.num_beams:
-            raise ValueError(
+            raise InvalidValueError(
+                "num_samples",
                 f"num_samples ({self.num_samples}) must be <= num_beams ({self.num_beams}) "
-                "for beam search"
+                "for beam search",
             )
-        _check_float("length_penalty", self.length_penalty)
-        if self.seed is not None:
-            _check_int("seed", self.seed, 0)
+        check_float("length_penalty", self.length_penalty)
+        check_optional_int("seed", self.seed, minimum=0)
 
 
 @dataclass
@@ -202,72 +184,6 @@ class Generation:
     score: float | None = field(default=None)
 
 
-def start_token_id(tokenizer: Tokenizer) -> int:
-    """The token an empty prompt starts from: ``"\\n"`` if it is a single token, else ``eos_id``
-    if any, else 0.
-
-    A newline comes first because the model has seen it start lines and speeches; textgen's data
-    pipeline does not put end-of-text markers into the training stream, so an ``eos`` embedding
-    may never have been trained.
-    """
-    try:
-        newline = tokenizer.encode("\n")
-    except ValueError:
-        newline = []
-    if len(newline) == 1:
-        return newline[0]
-    return tokenizer.eos_id if tokenizer.eos_id is not None else 0
-
-
-def build_processors(
-    config: SampleConfig, tokenizer: Tokenizer | None = None, *, prompt_length: int = 0
-) -> list[LogitsProcessor]:
-    """The processors ``config`` asks for, in Hugging Face's order: penalties and bans first,
-    then (when sampling) temperature, top-k, top-p, min-p, typical.
-
-    Args:
-        config: the sampling settings.
-        tokenizer: needed to encode ``bad_words`` and to find the end-of-sequence id for
-            ``min_new_tokens`` (without an ``eos_id`` that field has nothing to suppress).
-        prompt_length: tokens of prompt in ``input_ids`` (for ``min_new_tokens``).
-
-    Raises:
-        ValueError: ``bad_words`` given without a tokenizer, or one cannot be encoded.
-    """
-    processors: list[LogitsProcessor] = []
-    if config.repetition_penalty != 1.0:
-        processors.append(RepetitionPenaltyProcessor(config.repetition_penalty))
-    if config.frequency_penalty != 0.0:
-        processors.append(FrequencyPenaltyProcessor(config.frequency_penalty))
-    if config.presence_penalty != 0.0:
-        processors.append(PresencePenaltyProcessor(config.presence_penalty))
-    if config.no_repeat_ngram_size > 0:
-        processors.append(NoRepeatNGramProcessor(config.no_repeat_ngram_size))
-    if config.bad_words:
-        if tokenizer is None:
-            raise ValueError("bad_words needs a tokenizer to encode them")
-        processors.append(
-            BannedTokensProcessor([_encode(tokenizer, w, "bad word") for w in config.bad_words])
-        )
-    if config.min_new_tokens > 0 and tokenizer is not None and tokenizer.eos_id is not None:
-        processors.append(
-            MinNewTokensProcessor(config.min_new_tokens, prompt_length, tokenizer.eos_id)
-        )
-    if config.greedy or config.num_beams > 1:
-        return processors
-    if config.temperature != 1.0:
-        processors.append(TemperatureProcessor(config.temperature))
-    if config.top_k is not None:
-        processors.append(TopKProcessor(config.top_k))
-    if config.top_p is not None and config.top_p < 1.0:
-        processors.append(TopPProcessor(config.top_p))
-    if config.min_p is not None and config.min_p > 0.0:
-        processors.append(MinPProcessor(config.min_p))
-    if config.typical_p is not None and config.typical_p < 1.0:
-        processors.append(TypicalProcessor(config.typical_p))
-    return processors
-
-
 def _encode(tokenizer: Tokenizer, text: str, what: str) -> list[int]:
     try:
         return tokenizer.encode(text)
@@ -275,125 +191,18 @@ def _encode(tokenizer: Tokenizer, text: str, what: str) -> list[int]:
         raise UnknownTokenError(f"{what} {text!r} cannot be encoded: {error}") from error
 
 
-def _sample_from_logits(scores: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draw: row ``b`` takes the token where its CDF first exceeds ``uniforms[b]``.
-
-    Args:
-        scores: ``(B, V)`` float logits (``-inf`` = removed).
-        uniforms: ``(B, 1)`` float64 in ``[0, 1)``.
-
-    Returns:
-        ``(B,)`` int64 ids, each with non-zero probability.
-    """
-    # float64 CDF: u * total < total exactly, so right=True never lands past the last kept token.
-    cdf = scores.softmax(dim=-1).cumsum(dim=-1, dtype=torch.float64)
-    picked = torch.searchsorted(cdf, uniforms * cdf[:, -1:], right=True)
-    return picked.squeeze(1).clamp_(max=scores.shape[-1] - 1)
-
-
-class _Run:
-    """The state of one batched decoding: model state, last logits, tokens so far, finished rows."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        model_input: list[int],
-        history: list[int],
-        *,
-        num_rows: int,
-        max_new_tokens: int,
-        processors: list[LogitsProcessor],
-        greedy: bool,
-        seeds: list[int],
-        eos_id: int | None,
-        want_logprobs: bool,
-    ) -> None:
-        device = next(iter(model.parameters())).device
-        ids = torch.tensor([model_input], dtype=torch.long, device=device)
-        logits, state = model(ids, None)  # the prompt, once
-        rows = torch.zeros(num_rows, dtype=torch.long, device=device)
-        self.model = model
-        self.state = select_state(state, rows)
-        self.logits = logits[:, -1].float().expand(num_rows, -1)
-        self.prompt_length = len(history)
-        self.length = len(history)
-        self.tokens = torch.empty(
-            num_rows, len(history) + max_new_tokens, dtype=torch.long, device=device
-        )
-        self.tokens[:, : len(history)] = torch.tensor(history, dtype=torch.long, device=device)
-        self.finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
-        self.logprobs = (
-            torch.empty(num_rows, max_new_tokens, device=device) if want_logprobs else None
-        )
-        self.processors = processors
-        self.greedy = greedy
-        self.eos_id = eos_id
-        self.generators = (
-            [] if greedy else [torch.Generator(device=device).manual_seed(s) for s in seeds]
-        )
-        self._uniforms = torch.empty(0)
-        self._pending: torch.Tensor | None = None
-
-    def step(self) -> torch.Tensor:
-        """Produce one token per row; returns ``(B,)`` int64 (finished rows repeat ``eos_id``)."""
-        if self._pending is not None:  # feed last step's token only when its successor is wanted
-            logits, self.state = self.model(self._pending[:, None], self.state)
-            self.logits = logits[:, -1].float()
-        scores = self.logits
-        step = self.length - self.prompt_length
-        if self.processors:
-            scores = apply_processors(self.processors, self.tokens[:, : self.length], scores)
-            if bool(torch.isneginf(scores).all(dim=-1).any()):
-                raise ValueError(
-                    f"the sampling settings removed every token at new token {step + 1} (e.g. "
-                    "banned strings or no_repeat_ngram_size leave nothing to choose); relax them"
-                )
-        if self.greedy:
-            next_ids = scores.argmax(dim=-1)
-        else:
-            column = step % _BLOCK
-            if column == 0:
-                device = scores.device
-                self._uniforms = torch.stack(
-                    [
-                        torch.rand(_BLOCK, generator=g, device=device, dtype=torch.float64)
-                        for g in self.generators
-                    ]
-                )
-            next_ids = _sample_from_logits(scores, self._uniforms[:, column : column + 1])
-        if self.logprobs is not None:
-            log_probs = self.logits.log_softmax(dim=-1)
-            self.logprobs[:, step] = log_probs.gather(1, next_ids[:, None]).squeeze(1)
-        if self.eos_id is not None:
-            next_ids = next_ids.masked_fill(self.finished, self.eos_id)
-            self.finished |= next_ids == self.eos_id
-        self.tokens[:, self.length] = next_ids
-        self.length += 1
-        self._pending = next_ids
-        return next_ids
-
-
-def _find_stop(text: str, stops: Sequence[str]) -> int | None:
-    """Index of the earliest stop string in ``text``, or None."""
-    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return min(hits) if hits else None
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest suffix of ``text`` that could be the start of a stop string."""
-    for size in range(min(len(text), max(len(s) for s in stops) - 1), 0, -1):
-        tail = text[-size:]
-        if any(s.startswith(tail) for s in stops):
-            return size
-    return 0
-
-
 class Sampler:
     """Generate text from a model and its tokenizer.
 
+    ``generate``, ``stream`` and ``beam_search`` also take the caller's ``logits_processors``:
+    callables following Hugging Face's ``processor(input_ids (B, T) int64, scores (B, V) float)
+    -> scores``, applied in order after the built-in ones (`textgen.processors.UserProcessors`).
+    ``input_ids`` holds the prompt and the tokens generated so far (T may be 0).
+
     Args:
         model: ``forward(ids (B, T) int64, state | None) -> (logits (B, T, V), state)`` with state
-            a tuple of ``(L, B, H)`` tensors (batch on dim 1).
+            a tuple of ``(L, B, H)`` tensors (batch on dim 1). When ``forward`` also takes
+            ``check`` (textgen's model does), the steps after the prompt pass ``check=False``.
         tokenizer: the tokenizer the model was trained with.
         device: move the model there (``"cpu"``, ``"cuda"``, ``"auto"``...); None keeps it where
             it is.
@@ -421,13 +230,19 @@ class Sampler:
     # -- public API ---------------------------------------------------------------------------
 
     def generate(
-        self, prompt: str = "", config: SampleConfig | None = None, **overrides: Any
+        self,
+        prompt: str = "",
+        config: SampleConfig | None = None,
+        *,
+        logits_processors: Sequence[ProcessorFunction] = (),
+        **overrides: Any,
     ) -> list[Generation]:
         """Generate ``config.num_samples`` continuations of ``prompt`` in one batch.
 
         Args:
             prompt: text to continue ("" starts from `start_token_id`).
             config: sampling settings (default `SampleConfig()`).
+            logits_processors: the caller's processors, applied after the built-in ones.
             **overrides: `SampleConfig` fields replacing those of ``config``.
 
         Returns:
@@ -435,54 +250,42 @@ class Sampler:
 
         Raises:
             UnknownTokenError: the prompt holds text the tokenizer cannot encode.
-            TypeError / ValueError: an unknown or invalid setting.
+            TypeError / ValueError: an unknown or invalid setting or processor.
         """
         config = self._config(config, overrides)
         if config.num_beams > 1:
-            return self.beam_search(prompt, config)
-        model_input, history = self._prompt(prompt)
-        seeds = self._seeds(config)
-        eos, stops = self.tokenizer.eos_id, config.stop
-        stop_at: dict[int, int] = {}
+            return self.beam_search(prompt, config, logits_processors=logits_processors)
+        stops = BatchStops(self.tokenizer, config.stop, config.num_samples)
         with self._inference():
-            run = self._start(model_input, history, config, seeds)
-            buffers = [b""] * config.num_samples
-            stop_bytes = [s.encode("utf-8") for s in stops]
-            check_every = 1 if self.device.type == "cpu" else 8  # `.all()` syncs an accelerator
-            for step in range(config.max_new_tokens):
-                next_ids = run.step()
-                if stops:
-                    self._scan_stops(next_ids.tolist(), step, buffers, stop_bytes, stop_at, run)
-                if (
-                    (eos is not None or stops)
-                    and step % check_every == 0
-                    and bool(run.finished.all())
-                ):
-                    break
-            rows = run.tokens[:, run.prompt_length : run.length].tolist()
-            logprobs = (
-                run.logprobs[:, : run.length - run.prompt_length].tolist()
-                if run.logprobs is not None
-                else None
-            )
-        return [
-            self._finish(row, stop_at.get(i), logprobs[i] if logprobs else None, stops)
-            for i, row in enumerate(rows)
-        ]
+            run = self._start(prompt, config, logits_processors)
+            run.run(stops)
+            rows, logprobs = run.new_tokens(), run.new_logprobs()
+        results = []
+        for i, row_ids in enumerate(rows):
+            text, ids, reason = stops.finish(i, row_ids)
+            row_logprobs = logprobs[i][: len(ids)] if logprobs is not None else None
+            results.append(Generation(text, ids, reason, row_logprobs))
+        return results
 
     def stream(
-        self, prompt: str = "", config: SampleConfig | None = None, **overrides: Any
+        self,
+        prompt: str = "",
+        config: SampleConfig | None = None,
+        *,
+        logits_processors: Sequence[ProcessorFunction] = (),
+        **overrides: Any,
     ) -> Iterator[str]:
         """Yield the text of one sample piece by piece as it is produced.
 
-        Bytes are decoded incrementally, so a character split across tokens is held back until it
-        is complete, and with stop strings any tail that could begin one is held back too.
-        ``"".join(stream(p, cfg))`` equals ``generate(p, cfg)[0].text`` for the same seed.
+        Each token's bytes go to a `textgen.stopping.StopMatcher`, so a character split across
+        tokens is held back until it is complete, and with stop strings any tail that could
+        begin one is held back too. ``"".join(stream(p, cfg))`` equals
+        ``generate(p, cfg)[0].text`` for the same seed (and the same ``logits_processors``).
 
         Raises:
             ValueError: ``num_samples`` or ``num_beams`` is not 1 (stream one sequence).
             UnknownTokenError: the prompt holds text the tokenizer cannot encode (raised here,
-                before iteration starts).
+                before iteration starts, as are invalid settings and processors).
         """
         config = self._config(config, overrides)
         if config.num_samples != 1 or config.num_beams != 1:
@@ -490,29 +293,34 @@ class Sampler:
                 f"stream produces one sequence; got num_samples={config.num_samples}, "
                 f"num_beams={config.num_beams}"
             )
-        model_input, history = self._prompt(prompt)
         with self._inference():
-            run = self._start(model_input, history, config, self._seeds(config))
+            run = self._start(prompt, config, logits_processors)
         return self._stream(run, config)
 
     def beam_search(
-        self, prompt: str = "", config: SampleConfig | None = None, **overrides: Any
+        self,
+        prompt: str = "",
+        config: SampleConfig | None = None,
+        *,
+        logits_processors: Sequence[ProcessorFunction] = (),
+        **overrides: Any,
     ) -> list[Generation]:
         """The most probable continuations by beam search (width ``num_beams``).
 
         Beams are scored, as in Hugging Face, by ``sum of log-probs / length ** length_penalty``
-        (length = new tokens, counting the end-of-sequence token). Penalties, bans and
-        ``min_new_tokens`` apply; sampling settings and the seed are ignored. A beam ends at the
-        end-of-sequence token or ``max_new_tokens``; stop strings cut the text afterwards.
+        (length = new tokens, counting the end-of-sequence token). Penalties, bans,
+        ``min_new_tokens`` and ``logits_processors`` apply, before the log-softmax; sampling
+        settings and the seed are ignored. A beam ends at the end-of-sequence token or
+        ``max_new_tokens``; stop strings then cut each hypothesis (its text, and its ids after
+        the token that completed the stop string; the score stays the searched beam's).
         ``num_beams=1`` gives greedy decoding.
 
         Returns:
             The best ``num_samples`` hypotheses, best first, each with its ``score``.
         """
         config = self._config(config, overrides)
-        model_input, history = self._prompt(prompt)
-        processors = build_processors(
-            dataclasses.replace(config, greedy=True), self.tokenizer, prompt_length=len(history)
+        model_input, history, processors = self._prepare(
+            prompt, dataclasses.replace(config, greedy=True), logits_processors
         )
         with self._inference():
             hypotheses = _beam_search(
@@ -528,13 +336,12 @@ class Sampler:
         hypotheses.sort(key=lambda h: h[0], reverse=True)
         results = []
         for score, ids, logprobs, reason in hypotheses[: config.num_samples]:
-            result = self._finish(
-                ids, None, logprobs if config.return_logprobs else None, config.stop
-            )
-            if reason == "eos" and result.finish_reason != "stop":
-                result.finish_reason = "eos"
-            result.score = score
-            results.append(result)
+            pieces = [self.tokenizer.decode_bytes([token]) for token in ids]
+            text, stop_index = match_pieces(pieces, config.stop)
+            finish: FinishReason = reason if stop_index is None else "stop"
+            ids = ids if stop_index is None else ids[: stop_index + 1]
+            row_logprobs = logprobs[: len(ids)] if config.return_logprobs else None
+            results.append(Generation(text, ids, finish, row_logprobs, score))
         return results
 
     def score(self, text: str, *, prompt: str = "") -> list[float]:
@@ -550,23 +357,8 @@ class Sampler:
         if not targets:
             return []
         model_input, _ = self._prompt(prompt)
-        inputs = model_input + targets[:-1]
-        first = len(model_input) - 1  # position whose output predicts targets[0]
-        result: list[float] = []
-        state: State | None = None
         with self._inference():
-            for start in range(0, len(inputs), 1024):
-                chunk = torch.tensor([inputs[start : start + 1024]], device=self.device)
-                logits, state = self.model(chunk, state)
-                begin = max(first, start)
-                if begin >= start + chunk.shape[1]:
-                    continue
-                wanted = torch.tensor(
-                    targets[begin - first : start + chunk.shape[1] - first], device=self.device
-                )
-                log_probs = logits[0, begin - start :].float().log_softmax(dim=-1)
-                result += log_probs.gather(1, wanted[:, None]).squeeze(1).tolist()
-        return result
+            return score_tokens(self.model, model_input, targets)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -590,12 +382,19 @@ class Sampler:
         ids = _encode(self.tokenizer, prompt, "prompt")
         return (ids, ids) if ids else ([start_token_id(self.tokenizer)], [])
 
-    @staticmethod
-    def _seeds(config: SampleConfig) -> list[int]:
-        base = (
-            config.seed if config.seed is not None else int.from_bytes(os.urandom(8), "little") >> 2
+    def _prepare(
+        self, prompt: str, config: SampleConfig, logits_processors: Sequence[ProcessorFunction]
+    ) -> tuple[list[int], list[int], list[ProcessorFunction]]:
+        """The model input and processor history of ``prompt``, and the processors (those
+        ``config`` asks for, then the caller's, validated here: before any model work)."""
+        user = UserProcessors(logits_processors)
+        model_input, history = self._prompt(prompt)
+        processors: list[ProcessorFunction] = list(
+            build_processors(config, self.tokenizer, prompt_length=len(history))
         )
-        return [base + i for i in range(config.num_samples)]
+        if user.processors:
+            processors.append(user)
+        return model_input, history, processors
 
     @contextmanager
     def _inference(self) -> Iterator[None]:
@@ -609,84 +408,39 @@ class Sampler:
             self.model.train(was_training)
 
     def _start(
-        self, model_input: list[int], history: list[int], config: SampleConfig, seeds: list[int]
-    ) -> _Run:
-        return _Run(
+        self, prompt: str, config: SampleConfig, logits_processors: Sequence[ProcessorFunction]
+    ) -> DecodingRun:
+        """Check the call's prompt and processors, then run the model over the prompt."""
+        model_input, history, processors = self._prepare(prompt, config, logits_processors)
+        seed = config.seed
+        if seed is None:
+            seed = int.from_bytes(os.urandom(8), "little") >> 2
+        return DecodingRun(
             self.model,
             model_input,
             history,
             num_rows=config.num_samples,
             max_new_tokens=config.max_new_tokens,
-            processors=build_processors(config, self.tokenizer, prompt_length=len(history)),
+            processors=processors,
             greedy=config.greedy,
-            seeds=seeds,
+            seeds=[seed + i for i in range(config.num_samples)],
             eos_id=self.tokenizer.eos_id,
             want_logprobs=config.return_logprobs,
         )
 
-    def _scan_stops(
-        self,
-        ids: list[int],
-        step: int,
-        buffers: list[bytes],
-        stops: list[bytes],
-        stop_at: dict[int, int],
-        run: _Run,
-    ) -> None:
-        """Append each live row's new bytes and end the rows where a stop string appeared."""
-        longest = max(len(s) for s in stops)
-        for i, token in enumerate(ids):
-            if i in stop_at or token == self.tokenizer.eos_id:
-                continue
-            old = len(buffers[i])
-            buffers[i] += self.tokenizer.decode_bytes([token])
-            window = buffers[i][max(0, old - longest + 1) :]
-            if any(s in window for s in stops):
-                stop_at[i] = step
-                run.finished[i] = True
-            buffers[i] = buffers[i][-longest:]  # only the tail can still start a stop string
-
-    def _finish(
-        self,
-        ids: list[int],
-        stop_step: int | None,
-        logprobs: list[float] | None,
-        stops: Sequence[str],
-    ) -> Generation:
-        reason: FinishReason = "length"
-        if stop_step is not None:
-            ids, reason = ids[: stop_step + 1], "stop"
-        eos = self.tokenizer.eos_id
-        if eos is not None and eos in ids:
-            ids, reason = ids[: ids.index(eos)], "eos"
-        text = self.tokenizer.decode_bytes(ids).decode("utf-8", errors="replace")
-        cut = _find_stop(text, stops) if stops else None
-        if cut is not None:
-            text, reason = text[:cut], "stop"
-        return Generation(text, ids, reason, logprobs[: len(ids)] if logprobs is not None else None)
-
-    def _stream(self, run: _Run, config: SampleConfig) -> Iterator[str]:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops, pending = config.stop, ""
+    def _stream(self, run: DecodingRun, config: SampleConfig) -> Iterator[str]:
+        matcher = StopMatcher(config.stop)
         for _ in range(config.max_new_tokens):
             # Inference mode and eval are entered per step, never held across a `yield`.
             with self._inference():
                 token = int(run.step()[0])
             if token == self.tokenizer.eos_id:
                 break
-            pending += decoder.decode(self.tokenizer.decode_bytes([token]))
-            if stops:
-                cut = _find_stop(pending, stops)
-                if cut is not None:
-                    if cut:
-                        yield pending[:cut]
-                    return
-            keep = _held_back(pending, stops) if stops else 0
-            if len(pending) > keep:
-                yield pending[: len(pending) - keep]
-                pending = pending[len(pending) - keep :]
-        pending += decoder.decode(b"", final=True)
-        cut = _find_stop(pending, stops) if stops else None
-        pending = pending if cut is None else pending[:cut]
-        if pending:
-            yield pending
+            piece = matcher.feed(self.tokenizer.decode_bytes([token]))
+            if piece:
+                yield piece
+            if matcher.stopped:
+                return
+        rest = matcher.close()
+        if rest:
+            yield rest
