@@ -32,6 +32,7 @@ MODULE_ORDER = (
     "textgen.model",
     "textgen.loss",
     "textgen.optim",
+    "textgen.schedules",
     "textgen.train_config",
     "textgen.trainer",
     "textgen.callbacks",

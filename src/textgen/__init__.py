@@ -27,14 +27,7 @@ from textgen.data import (
 from textgen.evaluation import evaluate_split
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
-from textgen.optim import (
-    ClipResult,
-    LRScheduler,
-    build_optimizer,
-    build_scheduler,
-    clip_gradients,
-    l1_penalty,
-)
+from textgen.optim import ClipResult, build_optimizer, clip_gradients, l1_penalty
 from textgen.plot import plot_metrics
 from textgen.processors import (
     BannedTokensProcessor,
@@ -52,6 +45,7 @@ from textgen.processors import (
 )
 from textgen.runtime import resolve_device, seed_everything
 from textgen.sampler import Generation, SampleConfig, Sampler
+from textgen.schedules import LRScheduler, build_scheduler
 from textgen.stopping import StopMatcher
 from textgen.tokenizers import (
     BPETokenizer,

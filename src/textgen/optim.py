@@ -1,15 +1,13 @@
-"""Optimizers, regularisers, gradient clipping and learning-rate schedules for the Trainer.
+"""Optimizers, regularisers and gradient clipping for the Trainer.
 
 After `loss.backward()` the Trainer calls `clip_gradients` (which also reports the gradient norm,
 the first thing to look at when training explodes or stalls), steps the optimizer from
-`build_optimizer`, then steps the `LRScheduler` from `build_scheduler`. Schedules keep their
-state in plain Python values so checkpoints load with ``torch.load(weights_only=True)``.
-The update rules are written out in docs/maths.md.
+`build_optimizer`, then steps the learning-rate schedule (`textgen.schedules`). The update rules
+are written out in docs/maths.md.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from textgen.validation import (
+    InvalidValueError,
+    check_bool,
+    check_choice,
+    check_float,
+)
+
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "cosine", "step", "plateau")
 
 
 def _decay_split(
@@ -80,23 +84,22 @@ def build_optimizer(
         >>> [group["name"] for group in optimizer.param_groups]
         ['decay', 'no_decay']
     """
-    name = name.lower()
-    if name not in OPTIMIZERS:
-        raise ValueError(
-            f"unknown optimizer {name!r}; expected one of {', '.join(map(repr, OPTIMIZERS))}"
-        )
-    _check_positive("lr", lr)
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    name = check_choice("optimizer", name.lower() if isinstance(name, str) else name, OPTIMIZERS)
+    check_float("lr", lr, minimum=0, min_inclusive=False)
+    check_float("weight_decay", weight_decay, minimum=0)
+    check_float("momentum", momentum, minimum=0, maximum=1, max_inclusive=False)
+    check_bool("nesterov", nesterov)
     if momentum and name not in ("sgd", "rmsprop"):
-        raise ValueError(f"momentum applies to 'sgd' and 'rmsprop', not {name!r}; use betas")
+        raise InvalidValueError(
+            "momentum", f"momentum applies to 'sgd' and 'rmsprop', not {name!r}; use betas"
+        )
     if nesterov and (name != "sgd" or momentum == 0):
-        raise ValueError("nesterov=True needs optimizer 'sgd' with momentum > 0")
-    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise ValueError(f"betas must be two values in [0, 1), got {betas!r}")
-    _check_positive("eps", eps)
+        raise InvalidValueError("nesterov", "nesterov=True needs optimizer 'sgd' with momentum > 0")
+    if len(betas) != 2:
+        raise InvalidValueError("betas", f"betas must be two values in [0, 1), got {betas!r}")
+    for beta in betas:
+        check_float("betas", beta, minimum=0, maximum=1, max_inclusive=False)
+    check_float("eps", eps, minimum=0, min_inclusive=False)
 
     decay, no_decay = _decay_split(model, decay_embeddings)
     groups: list[dict[str, Any]] = [
@@ -105,7 +108,7 @@ def build_optimizer(
         if params
     ]
     if not groups:
-        raise ValueError("model has no trainable parameters to optimise")
+        raise InvalidValueError("model", "model has no trainable parameters to optimise")
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
     if name == "adam":
@@ -131,8 +134,7 @@ def l1_penalty(
     Returns:
         A scalar tensor on the model's device, differentiable w.r.t. the weights.
     """
-    if not coefficient >= 0:
-        raise ValueError(f"l1 coefficient must be >= 0, got {coefficient!r}")
+    check_float("l1 coefficient", coefficient, minimum=0)
     weights, _ = _decay_split(model, decay_embeddings)
     device = next(model.parameters()).device
     if coefficient == 0 or not weights:
@@ -183,9 +185,9 @@ def clip_gradients(
         True
     """
     if max_norm is not None:
-        _check_positive("max_norm", max_norm)
+        check_float("max_norm", max_norm, minimum=0, min_inclusive=False)
     if max_value is not None:
-        _check_positive("max_value", max_value)
+        check_float("max_value", max_value, minimum=0, min_inclusive=False)
     if isinstance(parameters, torch.Tensor):
         parameters = [parameters]
     norm, clipped = clip_gradients_(parameters, max_norm=max_norm, max_value=max_value)
@@ -229,229 +231,3 @@ def clip_gradients_(
 def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     norms = torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.float32) for g in grads])
     return torch.linalg.vector_norm(norms)
-
-
-class LRScheduler:
-    """Learning-rate schedule stepped once per optimizer step; build it with `build_scheduler`.
-
-    The lr of each param group is ``base_lr * warm(step) * decay(step)``. Warm-up (any schedule)
-    is ``warm = (step + 1) / (warmup_steps + 1)`` for ``step < warmup_steps``, then 1. The decay:
-
-    - ``constant``: 1.
-    - ``cosine``: from 1 down to ``min_lr_ratio`` along half a cosine over
-      ``total_steps - warmup_steps`` steps, then stays at ``min_lr_ratio``.
-    - ``step``: ``gamma ** (step // step_size)``.
-    - ``plateau``: times ``factor`` whenever `on_validation` sees no improvement for more than
-      ``patience`` validations in a row (``factor=0.25``, ``patience=0`` is word_language_model).
-
-    The decay never goes below ``min_lr_ratio``. ``step`` counts optimizer
-    steps taken; the lr set at any time is the one for the next optimizer step.
-    """
-
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        name: str,
-        *,
-        warmup_steps: int,
-        total_steps: int | None,
-        min_lr_ratio: float,
-        step_size: int | None,
-        gamma: float,
-        patience: int,
-        factor: float,
-    ) -> None:
-        self.optimizer = optimizer
-        self.name = name
-        self.warmup_steps = warmup_steps
-        self.total_steps = total_steps
-        self.min_lr_ratio = min_lr_ratio
-        self.step_size = step_size
-        self.gamma = gamma
-        self.patience = patience
-        self.factor = factor
-        self.base_lrs = [float(g.setdefault("initial_lr", g["lr"])) for g in optimizer.param_groups]
-        self.step_count = 0
-        self.plateau_scale = 1.0
-        self.best: float | None = None
-        self.bad_validations = 0
-        self._apply()
-
-    def multiplier(self, step: int) -> float:
-        """Multiplier of the base lr used for optimizer step number ``step`` (0-based)."""
-        warm = (step + 1) / (self.warmup_steps + 1) if step < self.warmup_steps else 1.0
-        return warm * self._decay(step)
-
-    def _decay(self, step: int) -> float:
-        if self.name == "cosine":
-            assert self.total_steps is not None
-            span = self.total_steps - self.warmup_steps
-            progress = min(1.0, max(0.0, (step - self.warmup_steps) / span))
-            value = 0.5 * (1.0 + math.cos(math.pi * progress))
-            return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * value
-        if self.name == "step":
-            assert self.step_size is not None
-            return max(self.gamma ** (step // self.step_size), self.min_lr_ratio)
-        if self.name == "plateau":
-            return max(self.plateau_scale, self.min_lr_ratio)
-        return 1.0
-
-    def step(self) -> None:
-        """Advance one optimizer step (call right after ``optimizer.step()``)."""
-        self.step_count += 1
-        self._apply()
-
-    def on_validation(self, val_loss: float) -> bool:
-        """Record a validation loss; for ``plateau`` reduce the lr when it stops improving.
-
-        Returns:
-            True when this call reduced the learning rate.
-        """
-        val_loss = float(val_loss)
-        if self.best is None or val_loss < self.best:  # NaN never counts as improvement
-            self.best = val_loss
-            self.bad_validations = 0
-            return False
-        self.bad_validations += 1
-        if self.name != "plateau" or self.bad_validations <= self.patience:
-            return False
-        self.bad_validations = 0
-        before = self.multiplier(self.step_count)
-        self.plateau_scale *= self.factor
-        self._apply()
-        return self.multiplier(self.step_count) < before
-
-    @property
-    def lr(self) -> float:
-        """Current learning rate of the first param group."""
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def get_last_lr(self) -> list[float]:
-        """Current learning rate of every param group."""
-        return [float(g["lr"]) for g in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict[str, Any]:
-        """Schedule position as plain Python values (safe for ``weights_only=True`` loading)."""
-        return {
-            "name": self.name,
-            "step_count": self.step_count,
-            "base_lrs": list(self.base_lrs),
-            "plateau_scale": self.plateau_scale,
-            "best": self.best,
-            "bad_validations": self.bad_validations,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a `state_dict` and set the optimizer's lr to match it."""
-        if state.get("name") != self.name:
-            raise ValueError(
-                f"scheduler state is for schedule {state.get('name')!r}, not {self.name!r}"
-            )
-        if len(state["base_lrs"]) != len(self.optimizer.param_groups):
-            raise ValueError(
-                f"scheduler state has {len(state['base_lrs'])} base lrs for "
-                f"{len(self.optimizer.param_groups)} param groups"
-            )
-        self.step_count = int(state["step_count"])
-        self.base_lrs = [float(lr) for lr in state["base_lrs"]]
-        self.plateau_scale = float(state["plateau_scale"])
-        self.best = None if state["best"] is None else float(state["best"])
-        self.bad_validations = int(state["bad_validations"])
-        self._apply()
-
-    def scale_base_lr(self, factor: float) -> None:
-        """Multiply every base lr by ``factor`` for the rest of the run (e.g. after a NaN)."""
-        if not factor > 0:
-            raise ValueError(f"factor must be > 0, got {factor!r}")
-        self.base_lrs = [lr * factor for lr in self.base_lrs]
-        self._apply()
-
-    def _apply(self) -> None:
-        multiplier = self.multiplier(self.step_count)
-        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            group["lr"] = base_lr * multiplier
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer,
-    name: str = "constant",
-    *,
-    warmup_steps: int = 0,
-    total_steps: int | None = None,
-    min_lr_ratio: float = 0.0,
-    step_size: int | None = None,
-    gamma: float = 0.1,
-    patience: int = 0,
-    factor: float = 0.25,
-) -> LRScheduler:
-    """Build a learning-rate schedule by name (see `LRScheduler` for the formulas).
-
-    Args:
-        optimizer: optimizer whose param groups' ``lr`` (the base lr) the schedule scales.
-        name: ``"constant"``, ``"cosine"``, ``"step"`` or ``"plateau"``.
-        warmup_steps: linear warm-up length in optimizer steps (>= 0).
-        total_steps: ``"cosine"`` only: step at which the floor is reached (> warmup_steps).
-        min_lr_ratio: floor as a fraction of the base lr, in ``[0, 1]``.
-        step_size: ``"step"`` only: steps between decays (> 0).
-        gamma: ``"step"`` decay factor, in ``(0, 1]``.
-        patience: ``"plateau"``: validations without improvement tolerated before a cut (>= 0).
-        factor: ``"plateau"`` lr multiplier per cut, in ``(0, 1)``; 0.25 divides by 4.
-
-    Returns:
-        An `LRScheduler` that has already set the lr for the first optimizer step.
-
-    Raises:
-        ValueError: unknown name, a missing option for the schedule, or a value out of range.
-
-    Example:
-        >>> optimizer = build_optimizer(nn.Linear(2, 2), "sgd", 1.0)
-        >>> scheduler = build_scheduler(optimizer, "cosine", warmup_steps=1, total_steps=3)
-        >>> [scheduler.lr, (scheduler.step(), scheduler.lr)[1]]
-        [0.5, 1.0]
-    """
-    name = name.lower()
-    if name not in SCHEDULES:
-        raise ValueError(
-            f"unknown schedule {name!r}; expected one of {', '.join(map(repr, SCHEDULES))}"
-        )
-    _check_int("warmup_steps", warmup_steps, minimum=0)
-    if not 0.0 <= min_lr_ratio <= 1.0:
-        raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio!r}")
-    if name == "cosine":
-        if total_steps is None:
-            raise ValueError("schedule 'cosine' needs total_steps")
-        _check_int("total_steps", total_steps, minimum=warmup_steps + 1)
-    if name == "step":
-        if step_size is None:
-            raise ValueError("schedule 'step' needs step_size")
-        _check_int("step_size", step_size, minimum=1)
-    if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-    _check_int("patience", patience, minimum=0)
-    if not 0.0 < factor < 1.0:
-        raise ValueError(f"factor must be in (0, 1), got {factor!r}")
-    for group in optimizer.param_groups:
-        _check_positive("lr", group.get("initial_lr", group["lr"]))
-    return LRScheduler(
-        optimizer,
-        name,
-        warmup_steps=warmup_steps,
-        total_steps=total_steps,
-        min_lr_ratio=min_lr_ratio,
-        step_size=step_size,
-        gamma=gamma,
-        patience=patience,
-        factor=factor,
-    )
-
-
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-
-
-def _check_int(name: str, value: int, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from textgen.checkpoint import Checkpoint
 from textgen.data import DataConfig
 from textgen.model import ModelConfig
 from textgen.options import config_from_dict, describe
@@ -159,4 +160,57 @@ def run_settings(
     }
 
 
-__all__ = ["SECTIONS", "format_run_config", "read_run_config", "run_settings"]
+#: The file in a run folder that says what text the run was trained on (`DataConfig`).
+RUN_DATA_FILE = "data.json"
+
+
+def save_run_data(run_dir: str | Path, data: DataConfig) -> Path:
+    """Write a run's `DataConfig` to ``run_dir/data.json`` (so a resume reads the same text)."""
+    path = Path(run_dir) / RUN_DATA_FILE
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(data).items()}
+    path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_run_data(run_dir: str | Path) -> DataConfig | None:
+    """The `DataConfig` saved in ``run_dir/data.json``, or None when the run has none (a run
+    made from Python). Files written by textgen 0.1 are read too.
+
+    Raises:
+        ValueError: the file is not valid JSON or holds a bad setting (naming the file).
+    """
+    path = Path(run_dir) / RUN_DATA_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InvalidValueError("data", f"{path} is not valid JSON: {error}") from None
+    if isinstance(saved, dict) and "val_file" in saved:  # textgen 0.1 spelling
+        saved["val_files"] = saved.pop("val_file")
+    return config_from_dict(DataConfig, saved, source=str(path))
+
+
+def describe_run(checkpoint: Checkpoint) -> dict[str, dict[str, Any]]:
+    """The run configuration that reproduces the run a checkpoint belongs to: ``[model]`` and
+    ``[train]`` from the checkpoint, ``[data]`` from the run folder's ``data.json`` (left out
+    when the run has none)."""
+    folder = checkpoint.path.parent if checkpoint.path is not None else None
+    data = load_run_data(folder) if folder is not None else None
+    train = TrainConfig.from_dict(checkpoint.metadata.get("train_config") or {})
+    settings = run_settings(data or DataConfig(), checkpoint.model_config, train)
+    if data is None:
+        del settings["data"]
+    return settings
+
+
+__all__ = [
+    "RUN_DATA_FILE",
+    "SECTIONS",
+    "describe_run",
+    "format_run_config",
+    "load_run_data",
+    "read_run_config",
+    "run_settings",
+    "save_run_data",
+]

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from textgen.checkpoint import run_checkpoints, save_checkpoint
 from textgen.train_config import TrainConfig
+from textgen.validation import InvalidValueError
 
 logger = logging.getLogger("textgen.trainer")
 
@@ -99,6 +100,21 @@ class RunFolder:
     def metrics_path(self) -> Path:
         return self.out_dir / "metrics.jsonl"
 
+    def refuse_existing_run(self) -> None:
+        """Refuse to start a new run in a folder that holds one (a run is never replaced by
+        accident).
+
+        Raises:
+            InvalidValueError: the folder holds ``last.pt``, ``best.pt`` or ``step-*.pt``.
+        """
+        if run_checkpoints(self.out_dir):
+            raise InvalidValueError(
+                "out_dir",
+                f"{self.out_dir} already holds a run; continue it with resume=True "
+                "(--resume), start afresh with overwrite=True (--overwrite), or use another "
+                "out_dir (--out)",
+            )
+
     def start(self, config: TrainConfig, *, total: int | None, initial: int, fresh: bool) -> None:
         """Prepare the folder for a run starting (``fresh``) or resuming at step ``initial``."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,6 +144,14 @@ class RunFolder:
         """Append one record to ``metrics.jsonl``."""
         with self.metrics_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+    def log_validation(self, metrics: dict[str, Any]) -> None:
+        """Record a validation in ``metrics.jsonl`` and tell the user (above the bar)."""
+        self.log(metrics)
+        self.message(
+            f"step {metrics['step']}: val loss {metrics['val_loss']:.4f}, "
+            f"bpc {_fmt(metrics['val_bpc'])}, ppl {metrics['val_perplexity']:.2f}"
+        )
 
     def progress(self, metrics: dict[str, Any], *, refresh_postfix: bool) -> None:
         """Advance the bar one step; update its figures when ``refresh_postfix``."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import random
 import re
-from contextlib import AbstractContextManager, nullcontext
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -113,6 +115,27 @@ def autocast(precision: str, device: torch.device) -> AbstractContextManager[Any
         return nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextmanager
+def on_stop_signals(request_stop: Callable[[], None]) -> Iterator[None]:
+    """While inside, SIGINT (Ctrl-C) and SIGTERM call ``request_stop`` instead of killing the
+    process, so a training loop can finish its step and save; the old handlers come back after.
+    Outside the main thread signals cannot be caught, and nothing changes."""
+
+    def handler(signum: int, frame: Any) -> None:
+        request_stop()
+
+    try:
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def seed_everything(seed: int) -> None:

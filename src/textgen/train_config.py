@@ -3,8 +3,10 @@
 The single source of truth for training settings: the Trainer reads it, the command line
 derives its ``train`` flags from its fields (help text, defaults and choices included), and a
 run folder stores it (``train_config.json``, and inside every checkpoint) so the run can be
-described, resumed and reproduced. The two policies that depend only on the settings live here
-too, so the Python API and the command line behave the same way:
+described, resumed and reproduced. The builders that turn the settings into the optimizer,
+the schedule and the batcher live here (the components themselves take plain arguments), and
+so do the two policies that depend only on the settings, so the Python API and the command
+line behave the same way:
 
 * how long a run is, and which learning-rate schedule ``schedule="auto"`` means for it
   (`TrainConfig.step_limit`, `TrainConfig.resolved_schedule`);
@@ -13,14 +15,19 @@ too, so the Python API and the command line behave the same way:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from textgen.optim import OPTIMIZERS, SCHEDULES
+import numpy as np
+import torch
+from torch import nn
+
+from textgen.data import RandomWindowBatcher, StreamBatcher
+from textgen.optim import OPTIMIZERS, build_optimizer
 from textgen.options import config_from_dict, option
 from textgen.runtime import PRECISIONS, check_device_name
+from textgen.schedules import SCHEDULES, LRScheduler, build_scheduler
 from textgen.validation import (
     InvalidValueError,
     check_bool,
@@ -228,6 +235,17 @@ class TrainConfig:
             return DEFAULT_MAX_STEPS
         return None
 
+    def limit_reached(self, step: int, epoch: int, seconds: float) -> str | None:
+        """Which limit a run has reached after ``step`` steps, ``epoch`` passes and
+        ``seconds`` of training: ``"max_steps"``, ``"epochs"``, ``"max_time"``, or None."""
+        if self.step_limit is not None and step >= self.step_limit:
+            return "max_steps"
+        if self.epochs is not None and epoch >= self.epochs:
+            return "epochs"
+        if self.max_time is not None and seconds >= self.max_time:
+            return "max_time"
+        return None
+
     def resolved_schedule(self, planned_steps: int | None) -> str:
         """The schedule to build: ``"auto"`` is cosine when the run's length in steps is known
         (``planned_steps``), else plateau (cut the rate when validation stops improving, as
@@ -235,6 +253,56 @@ class TrainConfig:
         if self.schedule != "auto":
             return self.schedule
         return "cosine" if planned_steps is not None else "plateau"
+
+    def planned_steps(self, batches_per_epoch: int) -> int | None:
+        """The run's length in optimizer steps when it is known: the step limit or ``epochs``
+        times the batches of an epoch, whichever is smaller; None under a time budget alone."""
+        limits = [] if self.step_limit is None else [self.step_limit]
+        if self.epochs is not None:
+            limits.append(self.epochs * batches_per_epoch)
+        return min(limits) if limits else None
+
+    def make_batcher(self, ids: np.ndarray) -> StreamBatcher | RandomWindowBatcher:
+        """The batcher these settings describe, over the training ids."""
+        if self.batching == "random":
+            return RandomWindowBatcher(
+                ids,
+                self.batch_size,
+                self.seq_len,
+                seed=self.seed,
+                # micro-batches need full batches; a short last batch would leave some empty
+                drop_last=self.grad_accum_steps > 1,
+            )
+        return StreamBatcher(ids, self.batch_size, self.seq_len)
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """The optimizer these settings describe (see `build_optimizer`)."""
+        return build_optimizer(
+            model,
+            self.optimizer,
+            self.lr,
+            weight_decay=self.weight_decay,
+            # momentum belongs to sgd and rmsprop; Adam's betas play that role
+            momentum=self.momentum if self.optimizer in ("sgd", "rmsprop") else 0.0,
+            nesterov=self.nesterov,
+        )
+
+    def make_scheduler(
+        self, optimizer: torch.optim.Optimizer, planned_steps: int | None
+    ) -> LRScheduler:
+        """The learning-rate schedule these settings describe, for a run of ``planned_steps``."""
+        return build_scheduler(
+            optimizer,
+            self.resolved_schedule(planned_steps),
+            # a run shorter than its warm-up still gets a (shorter) warm-up and a decay
+            warmup_steps=min(self.warmup_steps, (planned_steps or 10**12) // 2),
+            total_steps=planned_steps,
+            min_lr_ratio=self.min_lr_ratio,
+            step_size=self.step_size,
+            gamma=self.gamma,
+            patience=self.plateau_patience,
+            factor=self.plateau_factor,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "") -> TrainConfig:
@@ -258,24 +326,45 @@ def resume_config(saved: Mapping[str, Any], changes: Mapping[str, Any]) -> Train
     Raises:
         InvalidValueError: a fixed setting differs from the saved one (all such are named).
     """
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    settings = {k: v for k, v in saved.items() if k in known}
+    settings = {**_known(saved), **changes}
+    if {"epochs", "max_time"} & set(changes) and "max_steps" not in changes:
+        settings["max_steps"] = None
+    config = TrainConfig.from_dict(settings)
+    check_resumable(saved, config)
+    return config
+
+
+def check_resumable(saved: Mapping[str, Any], config: TrainConfig, where: str = "") -> None:
+    """Refuse to continue a run saved with ``saved`` settings under ``config``.
+
+    A setting in `FIXED_ON_RESUME` must be equal, except that ``schedule="auto"`` and the
+    schedule it stands for are the same schedule.
+
+    Raises:
+        InvalidValueError: naming every fixed setting that differs, with both values.
+    """
+    old = TrainConfig.from_dict(_known(saved))
+    length = config.step_limit
     changed = [
-        f"{name} (was {settings[name]!r}, now {changes[name]!r})"
+        f"{name} (was {getattr(old, name)!r}, now {getattr(config, name)!r})"
         for name in FIXED_ON_RESUME
-        if name in changes and name in settings and changes[name] != settings[name]
+        if getattr(old, name) != getattr(config, name)
+        and not (
+            name == "schedule" and old.resolved_schedule(length) == config.resolved_schedule(length)
+        )
     ]
     if changed:
         raise InvalidValueError(
             changed[0].split(" ")[0],
-            f"cannot resume with different settings: {', '.join(changed)}; these are fixed for "
-            "the life of a run (limits such as max_steps, epochs and max_time, the intervals, "
-            "clipping and the device may change)",
+            f"cannot resume {where or 'the run'} with different settings: {', '.join(changed)};"
+            " these are fixed for the life of a run (limits such as max_steps, epochs and "
+            "max_time, the intervals, clipping and the device may change)",
         )
-    settings.update(changes)
-    if {"epochs", "max_time"} & set(changes) and "max_steps" not in changes:
-        settings["max_steps"] = None
-    return TrainConfig.from_dict(settings)
+
+
+def _known(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Saved settings this textgen still knows (a later version may have dropped some)."""
+    return {k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__}
 
 
 __all__ = [
@@ -283,5 +372,6 @@ __all__ = [
     "DEFAULT_MAX_STEPS",
     "FIXED_ON_RESUME",
     "TrainConfig",
+    "check_resumable",
     "resume_config",
 ]

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,23 +22,23 @@ from typing import Any
 import torch
 
 from textgen.callbacks import Callback, EarlyStopping, SampleCallback
-from textgen.checkpoint import Checkpoint, load_checkpoint, run_checkpoints
-from textgen.data import Corpus, RandomWindowBatcher, StreamBatcher, TokenSplit
+from textgen.checkpoint import load_checkpoint
+from textgen.data import Corpus, TokenSplit
 from textgen.evaluation import evaluate_split
 from textgen.health import DivergenceGuard, GradientWatch, TrainingDivergedError
 from textgen.loss import compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, State, detach_state
-from textgen.optim import build_optimizer, build_scheduler, clip_gradients_, l1_penalty
+from textgen.optim import clip_gradients_, l1_penalty
+from textgen.resume import restore_training_state, training_state
 from textgen.run_folder import RunFolder
 from textgen.runtime import (
     autocast,
     check_precision,
+    on_stop_signals,
     resolve_device,
-    rng_state,
     seed_everything,
-    set_rng_state,
 )
-from textgen.train_config import FIXED_ON_RESUME, TrainConfig
+from textgen.train_config import TrainConfig
 from textgen.validation import InvalidTypeError, InvalidValueError
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDivergedError"]
@@ -114,29 +113,10 @@ class Trainer:
                 f"{self.tokenizer.vocab_size}",
             )
         seed_everything(config.seed)
-        self.batcher = self._make_batcher(corpus.train)
-        self.optimizer = build_optimizer(
-            model,
-            config.optimizer,
-            config.lr,
-            weight_decay=config.weight_decay,
-            # momentum belongs to sgd and rmsprop; Adam's betas play that role
-            momentum=config.momentum if config.optimizer in ("sgd", "rmsprop") else 0.0,
-            nesterov=config.nesterov,
-        )
-        self.total_steps = self._planned_steps()
-        self.scheduler = build_scheduler(
-            self.optimizer,
-            config.resolved_schedule(self.total_steps),
-            # a run shorter than its warm-up still gets a (shorter) warm-up and a decay
-            warmup_steps=min(config.warmup_steps, (self.total_steps or 10**12) // 2),
-            total_steps=self.total_steps,
-            min_lr_ratio=config.min_lr_ratio,
-            step_size=config.step_size,
-            gamma=config.gamma,
-            patience=config.plateau_patience,
-            factor=config.plateau_factor,
-        )
+        self.batcher = config.make_batcher(corpus.train.ids)
+        self.optimizer = config.make_optimizer(model)
+        self.total_steps = config.planned_steps(self.batcher.batches_per_epoch)
+        self.scheduler = config.make_scheduler(self.optimizer, self.total_steps)
         # fp16 needs loss scaling; with any other precision the scaler is a no-op.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.callbacks: list[Callback] = list(callbacks)
@@ -174,16 +154,13 @@ class Trainer:
         """
         config, folder = self.config, self.run_folder
         if resume:
-            self._restore(load_checkpoint(folder.last_path))
-        elif run_checkpoints(folder.out_dir) and not config.overwrite:
-            raise InvalidValueError(
-                "out_dir",
-                f"{folder.out_dir} already holds a run; continue it with resume=True "
-                "(--resume), start afresh with overwrite=True (--overwrite), or use another "
-                "out_dir (--out)",
-            )
+            restore_training_state(self, load_checkpoint(folder.last_path))
+            self._saved_at = self.step  # last.pt is exactly this state: no need to write it again
+        elif not config.overwrite:
+            folder.refuse_existing_run()
         last_metrics: dict[str, Any] = {}
-        with self._signals_save_and_stop():  # from here on, Ctrl-C / SIGTERM save last.pt
+        # From here on, Ctrl-C / SIGTERM finish the current step, save last.pt and return.
+        with on_stop_signals(lambda: self.request_stop("signal")):
             folder.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
             try:
                 self.guard.mark_good()
@@ -260,7 +237,7 @@ class Trainer:
         return {
             "step": self.step,
             "train_loss": loss_value,
-            "train_bpc": _bits_per_char(loss_value, self.corpus.train),
+            "train_bpc": self._train_bpc(loss_value),
             "lr": lr,
             "grad_norm": norm_value,
             "clipped": bool(clipped_value),
@@ -341,17 +318,10 @@ class Trainer:
             self._stop_request = None
 
     def _stop_reason(self, start: float) -> str | None:
-        config = self.config
         if self._stop_request is not None:
             return self._stop_request
-        limit = config.step_limit
-        if limit is not None and self.step >= limit:
-            return "max_steps"
-        if config.epochs is not None and self.batcher.epoch >= config.epochs:
-            return "epochs"
-        if config.max_time is not None and time.perf_counter() - start >= config.max_time:
-            return "max_time"
-        return None
+        seconds = time.perf_counter() - start
+        return self.config.limit_reached(self.step, self.batcher.epoch, seconds)
 
     # ------------------------------------------------------------------ validation, saving
     def _validate_and_checkpoint(self) -> None:
@@ -371,11 +341,7 @@ class Trainer:
                 "val_bpc": result["bits_per_char"],
                 "val_perplexity": result["perplexity"],
             }
-            self.run_folder.log(metrics)
-            self.run_folder.message(
-                f"step {self.step}: val loss {result['loss']:.4f}, "
-                f"bpc {_fmt(result['bits_per_char'])}, ppl {result['perplexity']:.2f}"
-            )
+            self.run_folder.log_validation(metrics)
             improved = self.best_val_loss is None or result["loss"] < self.best_val_loss
             if improved:
                 self.best_val_loss = result["loss"]
@@ -396,7 +362,7 @@ class Trainer:
             name,
             model=self.model,
             tokenizer=self.tokenizer,
-            train_state=self._train_state() if name != "best" else None,
+            train_state=training_state(self) if name != "best" else None,
             metadata={
                 "step": self.step,
                 "epoch": self.batcher.epoch,
@@ -410,76 +376,6 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_checkpoint_saved(self, path)
         return path
-
-    def _train_state(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "tokens_seen": self.tokens_seen,
-            "clip_events": self.clip_events,
-            "best_val_loss": self.best_val_loss,
-            "elapsed": self.elapsed,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "batcher": self.batcher.state_dict(),
-            "hidden": self.state,
-            "rng": rng_state(),
-            "callbacks": {c.state_key: s for c in self.callbacks if (s := c.state_dict())},
-        }
-
-    def _restore(self, checkpoint: Checkpoint) -> None:
-        state = checkpoint.train_state
-        if state is None:
-            raise InvalidValueError(
-                "resume", f"{checkpoint.path} holds no training state; cannot resume from it"
-            )
-        self._check_fixed_settings(checkpoint)
-        self.model.load_state_dict(checkpoint.model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler.is_enabled() and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.batcher.load_state_dict(state["batcher"])
-        hidden = state.get("hidden")
-        self.state = tuple(h.to(self.device) for h in hidden) if hidden is not None else None
-        self.step = int(state["step"])
-        self.tokens_seen = int(state["tokens_seen"])
-        self.clip_events = int(state["clip_events"])
-        self.best_val_loss = state["best_val_loss"]
-        self.elapsed = float(state["elapsed"])
-        saved_callbacks = state.get("callbacks") or {}
-        for callback in self.callbacks:
-            if callback.state_key in saved_callbacks:
-                callback.load_state_dict(saved_callbacks[callback.state_key])
-        self._saved_at = self.step  # last.pt is exactly this state: no need to write it again
-        set_rng_state(state["rng"])
-
-    def _check_fixed_settings(self, checkpoint: Checkpoint) -> None:
-        saved = TrainConfig.from_dict(
-            {
-                k: v
-                for k, v in (checkpoint.metadata.get("train_config") or {}).items()
-                if k in TrainConfig.__dataclass_fields__
-            }
-        )
-        planned = self.total_steps
-        changed = [
-            f"{name} (was {getattr(saved, name)!r}, now {getattr(self.config, name)!r})"
-            for name in FIXED_ON_RESUME
-            if getattr(saved, name) != getattr(self.config, name)
-            # "auto" and the schedule it stands for are the same schedule
-            and not (
-                name == "schedule"
-                and saved.resolved_schedule(planned) == self.config.resolved_schedule(planned)
-            )
-        ]
-        if changed:
-            raise InvalidValueError(
-                changed[0].split(" ")[0],
-                f"cannot resume {checkpoint.path} with different settings: {', '.join(changed)};"
-                " these are fixed for the life of a run (limits such as max_steps, epochs, "
-                "max_time, eval_every and clipping may change)",
-            )
 
     # ------------------------------------------------------------------ helpers of fit
     def _roll_back(self, what: str) -> dict[str, Any]:
@@ -499,54 +395,14 @@ class Trainer:
                 self.state = None  # a new epoch restarts every stream from its beginning
             yield from self.batcher.iter_epoch()
 
-    def _planned_steps(self) -> int | None:
-        limits = [] if self.config.step_limit is None else [self.config.step_limit]
-        if self.config.epochs is not None:
-            limits.append(self.config.epochs * self.batcher.batches_per_epoch)
-        return min(limits) if limits else None
-
-    def _make_batcher(self, split: TokenSplit) -> StreamBatcher | RandomWindowBatcher:
-        config = self.config
-        if config.batching == "random":
-            return RandomWindowBatcher(
-                split.ids,
-                config.batch_size,
-                config.seq_len,
-                seed=config.seed,
-                # micro-batches need full batches; a short last batch would leave some empty
-                drop_last=config.grad_accum_steps > 1,
-            )
-        return StreamBatcher(split.ids, config.batch_size, config.seq_len)
-
     def _autocast(self) -> AbstractContextManager[Any]:
         return autocast(self.config.precision, self.device)
 
-    @contextmanager
-    def _signals_save_and_stop(self) -> Iterator[None]:
-        """On SIGINT/SIGTERM finish the current step, write ``last.pt`` and return."""
-
-        def handler(signum: int, frame: Any) -> None:
-            self.request_stop("signal")
-
-        try:
-            previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        except ValueError:  # not the main thread: signals cannot be caught here
-            yield
-            return
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-
-def _bits_per_char(loss: float, split: TokenSplit) -> float | None:
-    """Bits per character of a per-token loss, by the split's characters-per-token ratio."""
-    if not split.num_chars:
-        return None
-    totals = compute_metrics(loss * split.num_tokens, split.num_tokens, split.num_chars)
-    return totals["bits_per_char"]
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    def _train_bpc(self, loss: float) -> float | None:
+        """Bits per character of a per-token loss, by the training text's characters per token."""
+        train = self.corpus.train
+        if not train.num_chars:
+            return None
+        return compute_metrics(loss * train.num_tokens, train.num_tokens, train.num_chars)[
+            "bits_per_char"
+        ]

@@ -10,8 +10,9 @@ policy:
   `InvalidValueError` (a `ValueError`);
 * every message names the parameter, shows the value it got and says what is accepted.
 
-Both exceptions carry the parameter's name in ``.parameter``, so a front end can say which of
-*its* names was wrong: the command line turns ``hidden_size`` into ``--hidden-size``.
+Both exceptions carry the parameter's name in ``.parameter`` (and every name the message is
+about in ``.parameters``), so a front end can say which of *its* names was wrong: the command
+line turns ``hidden_size`` into ``--hidden-size``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ from typing import Any
 
 
 class InvalidValueError(ValueError):
-    """A parameter has the right type but a value that is not accepted."""
+    """A parameter has the right type but a value that is not accepted.
 
-    def __init__(self, parameter: str, message: str) -> None:
+    ``parameter`` may name several parameters (a tuple) when the message is about all of them;
+    ``.parameter`` is then the first and ``.parameters`` all of them.
+    """
+
+    def __init__(self, parameter: str | tuple[str, ...], message: str) -> None:
         super().__init__(message)
-        self.parameter = parameter
+        self.parameters = (parameter,) if isinstance(parameter, str) else tuple(parameter)
+        self.parameter = self.parameters[0]
 
 
 class InvalidTypeError(TypeError):
@@ -35,6 +41,7 @@ class InvalidTypeError(TypeError):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(message)
         self.parameter = parameter
+        self.parameters = (parameter,)
 
 
 def _type_error(name: str, value: Any, expected: str) -> InvalidTypeError:

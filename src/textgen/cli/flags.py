@@ -53,14 +53,13 @@ def given_values(args: argparse.Namespace, section: str) -> dict[str, Any]:
 
 
 def flag_message(error: BaseException) -> str:
-    """The error's message, with the parameter it names written as its command-line flag."""
+    """The error's message, with the parameters it names written as command-line flags."""
     text = str(error)
-    parameter = getattr(error, "parameter", None)
-    flag = FLAG_NAMES.get(parameter) if isinstance(parameter, str) else None
-    if flag is None:
-        return text
-    assert parameter is not None
-    return re.sub(rf"(?<![\w-]){re.escape(parameter)}(?![\w])", flag, text, count=1)
+    for parameter in getattr(error, "parameters", ()):
+        flag = FLAG_NAMES.get(parameter)
+        if flag is not None:
+            text = re.sub(rf"(?<![\w-]){re.escape(parameter)}(?![\w])", flag, text, count=1)
+    return text
 
 
 def _argument(info: OptionInfo, flag: str) -> dict[str, Any]:

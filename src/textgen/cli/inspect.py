@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from textgen.checkpoint import load_checkpoint
-from textgen.data import DataConfig, prepare_corpus
+from textgen.data import prepare_corpus
 from textgen.evaluation import evaluate_split
-from textgen.options import config_from_dict
 from textgen.plot import plot_metrics
-from textgen.run_config import format_run_config, run_settings
+from textgen.run_config import describe_run, format_run_config
 from textgen.runtime import resolve_device
-from textgen.train_config import TrainConfig
 
 
 def add_parsers(commands: Any) -> None:
@@ -73,10 +71,9 @@ def evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"tokens          {metrics['tokens']:,}")
     print(f"loss            {metrics['loss']:.4f} nats/token")
-    print(f"perplexity      {metrics['perplexity']:.3f}")
-    print(f"bits per token  {metrics['bits_per_token']:.4f}")
-    print(f"bits per char   {_fmt(metrics['bits_per_char'])}")
-    print(f"bits per byte   {_fmt(metrics['bits_per_byte'])}")
+    for name in ("perplexity", "bits_per_token", "bits_per_char", "bits_per_byte"):
+        value = metrics[name]
+        print(f"{name.replace('_', ' '):<15} {'n/a' if value is None else f'{value:.4f}'}")
     return 0
 
 
@@ -88,36 +85,34 @@ def info(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(path)
     meta, tokenizer = checkpoint.metadata, checkpoint.tokenizer
     if args.config:
-        print(format_run_config(_run_settings(checkpoint.path, meta, checkpoint.model_config),
-                                as_json=args.json), end="")  # fmt: skip
+        print(format_run_config(describe_run(checkpoint), as_json=args.json), end="")
         return 0
+    best = meta.get("best_val_loss")
     details = {
         "path": str(checkpoint.path),
         "model_config": checkpoint.model_config,
         "parameters": checkpoint.build_model().num_parameters(),
         "tokenizer": tokenizer.kind,
         "vocab_size": tokenizer.vocab_size,
-        "step": meta.get("step"),
-        "epoch": meta.get("epoch"),
-        "tokens_seen": meta.get("tokens_seen"),
-        "best_val_loss": meta.get("best_val_loss"),
+        **{key: meta.get(key) for key in ("step", "epoch", "tokens_seen", "best_val_loss")},
         "resumable": checkpoint.train_state is not None,
         "train_config": meta.get("train_config"),
     }
     if args.json:
         print(json.dumps(details))
         return 0
-    best = details["best_val_loss"]
-    print(f"checkpoint      {details['path']}")
-    print(f"model           {', '.join(f'{k}={v}' for k, v in checkpoint.model_config.items())}")
-    print(f"parameters      {details['parameters']:,}")
-    print(f"tokenizer       {tokenizer.kind}, vocabulary {tokenizer.vocab_size}")
-    print(
-        f"progress        step {details['step']}, epoch {details['epoch']}, "
-        f"{details['tokens_seen'] or 0:,} tokens seen"
-    )
-    print(f"best val loss   {'n/a' if best is None else f'{best:.4f} nats/token'}")
-    print(f"resumable       {'yes' if details['resumable'] else 'no (weights only)'}")
+    lines = {
+        "checkpoint": details["path"],
+        "model": ", ".join(f"{k}={v}" for k, v in checkpoint.model_config.items()),
+        "parameters": f"{details['parameters']:,}",
+        "tokenizer": f"{tokenizer.kind}, vocabulary {tokenizer.vocab_size}",
+        "progress": f"step {details['step']}, epoch {details['epoch']}, "
+        f"{details['tokens_seen'] or 0:,} tokens seen",
+        "best val loss": "n/a" if best is None else f"{best:.4f} nats/token",
+        "resumable": "yes" if details["resumable"] else "no (weights only)",
+    }
+    for label, text in lines.items():
+        print(f"{label:<15} {text}")
     return 0
 
 
@@ -128,26 +123,3 @@ def plot(args: argparse.Namespace) -> int:
         raise ValueError(str(error)) from None
     print(path)
     return 0
-
-
-def _run_settings(
-    path: Path | None, meta: dict[str, Any], model_config: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """The run's three tables: data from the run folder's data.json (when there is one)."""
-    data_path = path.parent / "data.json" if path is not None else None
-    if data_path is not None and data_path.is_file():
-        saved = json.loads(data_path.read_text("utf-8"))
-        if "val_file" in saved:  # written by textgen 0.1
-            saved["val_files"] = saved.pop("val_file")
-        data = config_from_dict(DataConfig, saved, source=str(data_path))
-    else:
-        data = DataConfig()
-    train = TrainConfig.from_dict(meta.get("train_config") or {})
-    settings = run_settings(data, model_config, train)
-    if data_path is None or not data_path.is_file():
-        del settings["data"]  # unknown: the run was made from Python
-    return settings
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"

@@ -1,0 +1,143 @@
+"""A training run from its settings: what ``textgen train`` does, as two library calls.
+
+`plan_run` turns the three tables of a run configuration (``data``, ``model``, ``train``: field
+name -> value, from a ``--config`` file, flags or Python) into checked configs before any data
+is read. For a new run it refuses a folder that already holds one; for a resumed run it starts
+from the run's saved settings and refuses what its checkpoint fixes (the model's shape, the
+tokenizer, and the training settings in `FIXED_ON_RESUME`). `build_trainer` then prepares the
+corpus, builds the model and returns the `Trainer`; ``trainer.fit(resume=plan.resume)`` runs it.
+
+Example:
+    >>> plan = plan_run({"train": {"out_dir": "runs/x", "max_steps": 10}})  # doctest: +SKIP
+    >>> build_trainer(plan).fit()                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textgen.callbacks import Callback
+from textgen.checkpoint import load_checkpoint
+from textgen.data import DataConfig
+from textgen.model import LSTMLanguageModel, ModelConfig
+from textgen.run_config import load_run_data, save_run_data
+from textgen.run_folder import RunFolder
+from textgen.runtime import check_precision, resolve_device, seed_everything
+from textgen.tokenizers import Tokenizer
+from textgen.train_config import TrainConfig, resume_config
+from textgen.trainer import Trainer
+from textgen.validation import InvalidValueError
+
+#: Data settings that describe the tokenizer: a resumed run's are fixed by its checkpoint.
+TOKENIZER_SETTINGS = ("tokenizer", "vocab_size", "min_freq", "unknown")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked run, ready to build.
+
+    Attributes:
+        data: where the text comes from and how it is tokenized.
+        model: `ModelConfig` fields; ``vocab_size`` is added from the tokenizer when missing.
+        train: how to train.
+        resume: continue the run in ``train.out_dir`` from its ``last.pt``.
+        tokenizer: the resumed run's fitted tokenizer (None for a new run: fitted on the data).
+    """
+
+    data: DataConfig
+    model: Mapping[str, Any]
+    train: TrainConfig
+    resume: bool = False
+    tokenizer: Tokenizer | None = None
+
+
+def plan_run(settings: Mapping[str, Mapping[str, Any]], *, resume: bool = False) -> RunPlan:
+    """Check a run's settings before any data is read.
+
+    Args:
+        settings: ``{"data": {...}, "model": {...}, "train": {...}}``, any table may be missing
+            or partial; missing fields take their defaults (new run) or the run's saved values
+            (``resume``).
+        resume: continue the run in ``train.out_dir``.
+
+    Raises:
+        ValueError / TypeError: a bad setting (naming it); the run folder already holds a run
+            (new run without ``overwrite``); a resumed run given a different model, tokenizer
+            or fixed training setting; the device or precision is unavailable.
+        CheckpointError: ``resume`` and the run's ``last.pt`` is missing or unreadable.
+    """
+    data_given = dict(settings.get("data", {}))
+    model_given = dict(settings.get("model", {}))
+    train_given = dict(settings.get("train", {}))
+    out = Path(train_given.get("out_dir", TrainConfig().out_dir))
+    if not resume:
+        train = TrainConfig.from_dict(train_given)
+        ModelConfig(vocab_size=2, **model_given)  # check the model's settings now
+        if not train.overwrite:
+            RunFolder(out, progress=False).refuse_existing_run()
+        plan = RunPlan(DataConfig(**data_given), model_given, train)
+    else:
+        checkpoint = load_checkpoint(out / "last.pt")
+        saved_data = _saved_data(out, data_given, checkpoint.tokenizer.kind)
+        _refuse_shape_changes(model_given, checkpoint.model_config, data_given, saved_data)
+        data = dataclasses.replace(saved_data, **data_given)
+        # The run folder, the progress bar and overwriting belong to this invocation only.
+        now = {"out_dir": str(out), "progress": True, "overwrite": False, **train_given}
+        train = resume_config(checkpoint.metadata.get("train_config") or {}, now)
+        plan = RunPlan(data, checkpoint.model_config, train, True, checkpoint.tokenizer)
+    check_precision(train.precision, resolve_device(train.device))
+    return plan
+
+
+def build_trainer(plan: RunPlan, *, callbacks: Sequence[Callback] = ()) -> Trainer:
+    """Prepare the corpus, build the model (seeded by ``train.seed``) and return the Trainer.
+
+    A new run's ``data.json`` is written into the run folder, so a resume reads the same text.
+    """
+    corpus = plan.data.prepare(plan.tokenizer)
+    seed_everything(plan.train.seed)  # the seed decides the initial weights too
+    model_config = ModelConfig(**{"vocab_size": corpus.tokenizer.vocab_size, **plan.model})
+    trainer = Trainer(LSTMLanguageModel(model_config), corpus, plan.train, callbacks=callbacks)
+    if not plan.resume:
+        out = Path(plan.train.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_run_data(out, plan.data)
+    return trainer
+
+
+def _saved_data(out: Path, given: dict[str, Any], tokenizer_kind: str) -> DataConfig:
+    """The data settings of the run being resumed (its ``data.json``)."""
+    saved = load_run_data(out)
+    if saved is None and "sources" not in given:
+        raise InvalidValueError(
+            "sources",
+            f"{out} has no data.json saying what text it was trained on (a run made from "
+            "Python?); give the same sources (and val_files / val_fraction) again",
+        )
+    return saved or DataConfig(tokenizer=tokenizer_kind)
+
+
+def _refuse_shape_changes(
+    model_given: dict[str, Any],
+    model_saved: dict[str, Any],
+    data_given: dict[str, Any],
+    data: DataConfig,
+) -> None:
+    """A resumed run's model and tokenizer are in its checkpoint: refuse settings that change
+    them (giving the same value again is fine)."""
+    changed = [k for k, v in model_given.items() if model_saved.get(k) != v]
+    changed += [k for k in TOKENIZER_SETTINGS if k in data_given and data_given[k] != getattr(data, k)]  # fmt: skip
+    if changed:
+        raise InvalidValueError(
+            tuple(changed),
+            f"cannot change {', '.join(changed)} when resuming: the model and tokenizer are "
+            "those of the run's last.pt; start a new run (another out_dir, or overwrite) to "
+            "change them",
+        )
+
+
+__all__ = ["TOKENIZER_SETTINGS", "RunPlan", "build_trainer", "plan_run"]
