@@ -33,7 +33,9 @@ def test_an_old_checkpoint_loads_and_generates(old_run):
     assert checkpoint.metadata["step"] == 8
     sampler = Sampler(checkpoint.build_model(), checkpoint.tokenizer)
     first = sampler.generate("Shall", max_new_tokens=20, seed=1)[0].text
-    assert len(first) == 20 and first == sampler.generate("Shall", max_new_tokens=20, seed=1)[0].text
+    assert (
+        len(first) == 20 and first == sampler.generate("Shall", max_new_tokens=20, seed=1)[0].text
+    )
 
 
 def test_an_old_run_is_described_with_its_old_data_json(old_run, capsys):

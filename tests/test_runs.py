@@ -45,7 +45,9 @@ def test_a_new_run_is_built_and_its_data_recorded(settings, tmp_path):
 
 def test_a_resume_keeps_the_run_and_applies_only_what_is_given(settings, tmp_path):
     build_trainer(plan_run(settings)).fit()
-    plan = plan_run({"train": {"out_dir": settings["train"]["out_dir"], "max_steps": 6}}, resume=True)
+    plan = plan_run(
+        {"train": {"out_dir": settings["train"]["out_dir"], "max_steps": 6}}, resume=True
+    )
     assert plan.resume and plan.tokenizer is not None
     assert (plan.train.max_steps, plan.train.batch_size) == (6, 4)  # saved batch size kept
     assert plan.data.sources == settings["data"]["sources"]  # the same text, from data.json
