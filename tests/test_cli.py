@@ -167,6 +167,7 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path, text_file, cache, c
     assert code != 0 and "--resume" in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_and_help_work():
     done = subprocess.run(
         [sys.executable, "-m", "textgen", "--help"], capture_output=True, text=True, check=False
@@ -215,6 +216,7 @@ def test_bpe_tokenizer_through_the_cli_and_bits_per_byte_comparable(
     assert results["bpe"]["tokens"] < results["char"]["tokens"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_saves_last_and_the_run_resumes(tmp_path, text_file, signum):
     out = tmp_path / "run"
@@ -242,8 +244,7 @@ def test_a_signal_saves_last_and_the_run_resumes(tmp_path, text_file, signum):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "(signal)" in err
-    step = load_checkpoint(out / "last.pt").metadata["step"]
-    assert step >= 0  # usually a few steps; a very slow machine may not have finished one
+    step = load_checkpoint(out / "last.pt").metadata["step"]  # a very slow machine: maybe 0
     done = subprocess.run(
         [*command[:-2], "--max-steps", str(step + 2), "--resume"],
         env=env,
@@ -279,6 +280,7 @@ def test_epochs_alone_are_not_capped_by_the_default_step_limit(tmp_path, text_fi
     assert metadata["epoch"] == 2 and metadata["train_config"]["max_steps"] is None
 
 
+@pytest.mark.slow
 def test_a_time_budget_alone_trains_with_a_plateau_schedule(tmp_path, text_file, cache, capsys):
     out = tmp_path / "run"
     code, _, err = run(["train", text_file, "--out", out, *TINY, "--max-time", "1"], capsys)
@@ -298,6 +300,7 @@ def test_resume_reads_the_same_text_without_repeating_it(tmp_path, text_file, ca
     assert load_checkpoint(out / "last.pt").metadata["step"] == 5
 
 
+@pytest.mark.slow
 def test_a_time_budget_with_no_step_limit_trains(tmp_path, text_file, cache, capsys):
     out = tmp_path / "run"
     code, _, err = run(

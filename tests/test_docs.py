@@ -95,6 +95,14 @@ def run_shell_block(code: str) -> None:
 RUNNABLE = [(page, block) for page in PAGES for block in runnable_blocks(page)]
 
 
+def _marks(page: Path) -> list[pytest.MarkDecorator]:
+    """Blocks that train a model take a second or more, and later blocks of the page use what
+    they trained: every block of such a page is slow (out of the fast inner loop)."""
+    codes = [code for _, _, code in runnable_blocks(page)]
+    trains = any("textgen train" in code or ".fit(" in code for code in codes)
+    return [pytest.mark.slow] if trains else []
+
+
 @pytest.fixture
 def sandbox(tmp_path_factory, monkeypatch):
     """One temporary working folder per page, with a private token cache."""
@@ -116,8 +124,10 @@ def test_docs_have_runnable_blocks():
 
 @pytest.mark.parametrize(
     ("page", "block"),
-    RUNNABLE,
-    ids=[f"{page.name}:{block[0]}" for page, block in RUNNABLE],
+    [
+        pytest.param(page, block, id=f"{page.name}:{block[0]}", marks=_marks(page))
+        for page, block in RUNNABLE
+    ],
 )
 def test_runnable_block(page, block, sandbox):
     sandbox(page)

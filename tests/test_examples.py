@@ -54,6 +54,7 @@ def test_every_example_has_a_test():
     assert len(NOTEBOOKS) >= 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_example_script_runs(script, tmp_path, example_env):
     work = tmp_path / "work"
@@ -73,6 +74,7 @@ def test_example_script_runs(script, tmp_path, example_env):
         assert "bitwise identical: True" in completed.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(notebook, tmp_path, example_env):
     nb = nbformat.read(notebook, as_version=4)

@@ -55,6 +55,7 @@ def read_metrics(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_loss_falls_and_run_folder_is_complete(tmp_path, corpus):
     model = small_model(corpus)
     trainer = Trainer(
