@@ -43,6 +43,8 @@ from textgen.processors import (
     TopPProcessor,
     TypicalProcessor,
 )
+from textgen.run_config import format_run_config, read_run_config
+from textgen.runs import RunPlan, build_trainer, plan_run
 from textgen.runtime import resolve_device, seed_everything
 from textgen.sampler import Generation, SampleConfig, Sampler
 from textgen.schedules import LRScheduler, build_scheduler
@@ -56,7 +58,9 @@ from textgen.tokenizers import (
     build_tokenizer,
     tokenizer_from_dict,
 )
+from textgen.train_config import resume_config
 from textgen.trainer import TrainConfig, Trainer, TrainingDivergedError, TrainResult
+from textgen.validation import InvalidTypeError, InvalidValueError
 
 logging.getLogger("textgen").addHandler(logging.NullHandler())
 
@@ -75,6 +79,8 @@ __all__ = [
     "EarlyStopping",
     "FrequencyPenaltyProcessor",
     "Generation",
+    "InvalidTypeError",
+    "InvalidValueError",
     "LRScheduler",
     "LSTMLanguageModel",
     "LanguageModelMetrics",
@@ -86,6 +92,7 @@ __all__ = [
     "PresencePenaltyProcessor",
     "RandomWindowBatcher",
     "RepetitionPenaltyProcessor",
+    "RunPlan",
     "SampleCallback",
     "SampleConfig",
     "Sampler",
@@ -109,17 +116,22 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "build_tokenizer",
+    "build_trainer",
     "clip_gradients",
     "compute_metrics",
     "corpus_path",
     "detach_state",
     "evaluate_split",
+    "format_run_config",
     "l1_penalty",
     "load_checkpoint",
     "load_corpus",
+    "plan_run",
     "plot_metrics",
     "prepare_corpus",
+    "read_run_config",
     "resolve_device",
+    "resume_config",
     "save_checkpoint",
     "seed_everything",
     "select_state",
