@@ -20,6 +20,14 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TEXTGEN_CACHE", str(tmp_path_factory.getbasetemp() / "textgen-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _fixed_cpu_kernel(monkeypatch):
+    """The Sampler measures which CPU kernel is faster (textgen.kernels); tests fix the choice,
+    so model-call counts and timings do not depend on a measurement. tests/test_kernels.py
+    exercises the measurement itself."""
+    monkeypatch.setenv("TEXTGEN_CPU_KERNEL", "native")
+
+
 @pytest.fixture
 def corpus_file(tmp_path: Path) -> Path:
     """``TEXT`` (60 lines, non-ASCII) in ``tmp_path / "corpus.txt"``."""

@@ -281,14 +281,15 @@ def test_epochs_alone_are_not_capped_by_the_default_step_limit(tmp_path, text_fi
 
 
 @pytest.mark.slow
-def test_a_time_budget_alone_trains_with_a_plateau_schedule(tmp_path, text_file, cache, capsys):
+def test_a_time_budget_alone_trains_with_a_time_planned_cosine(tmp_path, text_file, cache, capsys):
     out = tmp_path / "run"
     code, _, err = run(["train", text_file, "--out", out, *TINY, "--max-time", "1"], capsys)
     assert code == 0, err
     checkpoint = load_checkpoint(out / "last.pt")
     config = checkpoint.metadata["train_config"]
     assert config["max_steps"] is None and config["schedule"] == "auto"
-    assert checkpoint.train_state["scheduler"]["name"] == "plateau"  # what "auto" chose
+    assert checkpoint.train_state["scheduler"]["name"] == "cosine"  # what "auto" chose
+    assert "time_plan" in checkpoint.train_state  # its length is planned (test_trainer.py)
 
 
 def test_resume_reads_the_same_text_without_repeating_it(tmp_path, text_file, cache, capsys):

@@ -12,7 +12,7 @@ from textgen.optim import (
     clip_gradients,
     l1_penalty,
 )
-from textgen.schedules import build_scheduler
+from textgen.schedules import TimePlan, build_scheduler
 
 
 def tiny_model(**options) -> LSTMLanguageModel:
@@ -335,11 +335,10 @@ def test_scheduler_survives_optimizer_reload():
     ("name", "options", "message"),
     [
         (
-            "linear",
+            "exponential",
             {},
-            r"schedule must be one of 'constant', 'cosine', 'step', 'plateau', got 'linear'",
+            r"schedule must be one of 'constant', 'cosine', 'linear', 'step', 'plateau', got",
         ),
-        ("cosine", {}, "total_steps"),
         ("cosine", {"warmup_steps": 5, "total_steps": 5}, "total_steps"),
         ("step", {}, "step_size"),
         ("step", {"step_size": 0}, "step_size"),
@@ -368,3 +367,41 @@ def test_scale_base_lr_persists_through_the_schedule_and_state_dict():
     assert restored.lr == pytest.approx(1.0)
     with pytest.raises(ValueError, match="factor"):
         scheduler.scale_base_lr(0.0)
+
+
+def test_a_decaying_schedule_without_a_length_holds_its_peak_until_given_one():
+    optimizer = build_optimizer(nn.Linear(2, 2), "sgd", 1.0)
+    scheduler = build_scheduler(optimizer, "cosine", warmup_steps=2, min_lr_ratio=0.0)
+    rates = []
+    for _ in range(4):
+        rates.append(scheduler.lr)
+        scheduler.step()
+    assert rates == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])  # warm-up, then the peak
+    scheduler.set_total_steps(6)  # planned now: steps 4 and 5 decay from the peak to 0
+    assert scheduler.lr == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 4)))
+
+
+def test_linear_decay_is_a_straight_line_to_the_floor():
+    optimizer = build_optimizer(nn.Linear(2, 2), "sgd", 1.0)
+    scheduler = build_scheduler(
+        optimizer, "linear", warmup_steps=0, total_steps=4, min_lr_ratio=0.2
+    )
+    rates = []
+    for _ in range(6):
+        rates.append(scheduler.lr)
+        scheduler.step()
+    assert rates == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2, 0.2])
+
+
+def test_a_time_plan_measures_speed_and_plans_the_remaining_steps():
+    plan = TimePlan(100.0, None, measure_from=2, plan_at=6)
+    assert [plan.observe(step, step * 0.5) for step in range(1, 6)] == [None] * 5
+    assert plan.observe(6, 3.0) == 6 + 194  # 0.5 s per step, 97 s left
+    assert plan.observe(7, 3.5) is None  # planned once; later plans come at validations
+    # validation took 10 s: the rate measured since step 2 now includes it
+    assert plan.replan(20, 20.0) == 20 + round(80 / (19 / 18))
+    capped = TimePlan(100.0, 50, measure_from=1, plan_at=2)
+    assert (capped.observe(1, 0.1), capped.observe(2, 0.2)) == (None, 50)  # a step cap wins
+    restored = TimePlan(100.0, None)
+    restored.load_state_dict(plan.state_dict())
+    assert (restored.mark, restored.planned) == (plan.mark, plan.planned)

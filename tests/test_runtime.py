@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from textgen import runtime
 from textgen.runtime import resolve_device, rng_state, seed_everything, set_rng_state
 
 
@@ -47,3 +48,36 @@ def test_rng_state_round_trip_through_safe_torch_load(tmp_path):
     got = (random.random(), np.random.rand(), torch.rand(2))
     assert got[0] == expected[0] and got[1] == expected[1]
     assert torch.equal(got[2], expected[2])
+
+
+@pytest.mark.parametrize(
+    ("native", "works", "expected"),
+    [(False, True, "fp32"), (True, False, "fp32"), (True, True, "bf16")],
+)
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(
+    monkeypatch, native, works, expected
+):
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(runtime, "bf16_supported", lambda device: works)
+    assert runtime.resolve_precision("auto", torch.device("cpu")) == expected
+    assert runtime.resolve_precision("fp32", torch.device("cpu")) == "fp32"  # asked: kept
+
+
+def test_auto_precision_on_cuda_follows_the_gpus_bf16_support(monkeypatch):
+    for works, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(runtime, "bf16_supported", lambda device, works=works: works)
+        assert runtime.resolve_precision("auto", torch.device("cuda")) == expected
+    assert runtime.resolve_precision("auto", torch.device("mps")) == "fp32"
+
+
+def test_the_cpu_flags_are_read_from_proc_cpuinfo(monkeypatch, tmp_path):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor : 0\nflags : fpu sse avx2 amx_bf16 amx_tile\n", encoding="utf-8")
+    real_open = open
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda path, *a, **k: real_open(fake if path == "/proc/cpuinfo" else path, *a, **k),
+    )
+    assert runtime.cpu_has_native_bf16()
+    fake.write_text("flags : fpu sse avx2\n", encoding="utf-8")
+    assert not runtime.cpu_has_native_bf16()

@@ -15,7 +15,7 @@ from textgen.train_config import DEFAULT_MAX_STEPS, FIXED_ON_RESUME, TrainConfig
     ("field", "value", "error"),
     [
         ("optimizer", "adam2", ValueError),
-        ("schedule", "linear", ValueError),
+        ("schedule", "exponential", ValueError),
         ("device", "gpu", ValueError),
         ("device", 0, TypeError),
         ("max_steps", True, TypeError),
@@ -56,8 +56,9 @@ def test_cross_field_rules():
         TrainConfig(batch_size=5, grad_accum_steps=2)
     with pytest.raises(ValueError, match="nesterov"):
         TrainConfig(optimizer="adamw", nesterov=True)
-    with pytest.raises(ValueError, match="cosine.*time budget"):
-        TrainConfig(schedule="cosine", max_time=60)
+    with pytest.raises(ValueError, match="'cosine' decays over the run's length.*no limit"):
+        TrainConfig(schedule="cosine", max_steps=0)
+    assert TrainConfig(schedule="linear", max_time=60).plans_from_time
 
 
 def test_every_field_has_help_and_a_group():
@@ -75,11 +76,15 @@ def test_run_length_policy():
     assert TrainConfig(max_steps=0).step_limit is None  # no step limit: Ctrl-C ends the run
 
 
-def test_auto_schedule_is_cosine_for_a_known_length_and_plateau_for_a_time_budget():
-    config = TrainConfig()
-    assert config.resolved_schedule(1300) == "cosine"
-    assert config.resolved_schedule(None) == "plateau"
-    assert TrainConfig(schedule="step").resolved_schedule(None) == "step"
+def test_auto_schedule_decays_over_a_known_or_time_planned_length():
+    assert TrainConfig().resolved_schedule() == "cosine"
+    assert not TrainConfig().plans_from_time
+    assert TrainConfig(max_time=60).resolved_schedule() == "cosine"
+    assert TrainConfig(max_time=60).plans_from_time  # its length comes from the measured speed
+    assert TrainConfig(max_time=60, max_steps=10).plans_from_time  # whichever comes first
+    assert TrainConfig(max_steps=0).resolved_schedule() == "constant"  # no limit at all
+    assert TrainConfig(schedule="plateau", max_time=60).resolved_schedule() == "plateau"
+    assert not TrainConfig(schedule="plateau", max_time=60).plans_from_time
 
 
 def test_resume_keeps_saved_settings_applies_changes_and_refuses_fixed_ones():

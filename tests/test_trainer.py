@@ -1,13 +1,16 @@
 import json
 import math
+import types
 
 import pytest
 import torch
 
 from textgen import runtime
+from textgen import trainer as trainer_module
 from textgen.checkpoint import load_checkpoint
 from textgen.data import prepare_corpus
 from textgen.model import LSTMLanguageModel, ModelConfig
+from textgen.resume import restore_training_state
 from textgen.runtime import bf16_supported
 from textgen.trainer import Callback, TrainConfig, Trainer, TrainingDivergedError
 
@@ -293,3 +296,40 @@ def test_resume_refuses_settings_that_are_fixed_for_a_run(tmp_path, corpus):
         Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=4, lr=0.05)).fit(
             resume=True
         )
+
+
+@pytest.mark.slow
+def test_a_time_budget_decays_over_the_length_it_plans(tmp_path, corpus, monkeypatch):
+    """With a fake clock (10 ms per reading), the planned length ends where time runs out and
+    the rate reaches the floor there; a resumed run continues the same plan."""
+    readings = iter(range(10**9))
+    fake_time = types.SimpleNamespace(perf_counter=lambda: next(readings) * 0.01)
+    monkeypatch.setattr(trainer_module, "time", fake_time)
+    settings = dict(max_steps=None, max_time=3.0, warmup_steps=5, eval_every=25, log_every=1)
+    result = Trainer(small_model(corpus), corpus, config(tmp_path, **settings)).fit()
+    assert result.stopped_by == "max_time"
+    state = load_checkpoint(tmp_path / "run" / "last.pt").train_state
+    planned = state["time_plan"]["planned"]
+    assert abs(planned - result.step) <= 2  # planned from the measured speed, validation included
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "run") if "lr" in r]
+    assert max(lrs) == pytest.approx(1e-2, rel=0.05)  # the warm-up reached the peak
+    assert lrs[-1] == pytest.approx(1e-3, rel=0.3)  # and the decay the floor (0.1 x peak)
+    resumed = Trainer(
+        small_model(corpus), corpus, config(tmp_path, **{**settings, "max_time": 4.0})
+    )
+    restore_training_state(resumed, load_checkpoint(tmp_path / "run" / "last.pt"))
+    assert resumed.time_plan is not None and resumed.time_plan.planned == planned
+    assert resumed.scheduler.total_steps == planned
+
+
+def test_the_run_records_how_it_computes(tmp_path, corpus):
+    Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=2, eval_every=2)).fit()
+    start = read_metrics(tmp_path / "run")[0]
+    assert start == {
+        "step": 0,
+        "event": "start",
+        "device": "cpu",
+        "precision": runtime.resolve_precision("auto", torch.device("cpu")),
+        "requested_precision": "auto",
+    }
+    assert load_checkpoint(tmp_path / "run" / "last.pt").metadata["precision"] == start["precision"]

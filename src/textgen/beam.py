@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from textgen.decoding import nothing_left_error, unchecked_forward
+from textgen.kernels import choose_kernel, cpu_kernel
 from textgen.model import select_state
 from textgen.processors import ProcessorFunction, apply_processors, may_remove_every_token
 
@@ -58,9 +59,15 @@ def beam_search(
     width, eos, penalty = num_beams, eos_id, length_penalty
     device = next(iter(model.parameters())).device
     ids = torch.tensor([model_input], dtype=torch.long, device=device)
-    logits, state = model(ids, None)  # the prompt, once, with the model's own checks
-    logits = logits[:, -1].float()
     model_step = unchecked_forward(model)
+    # The faster CPU kernel for each phase, measured once per model shape (kernels.py).
+    kernels = {
+        phase: choose_kernel(model, lambda x: model_step(x, None), phase=phase, batch_size=rows)
+        for phase, rows in (("prompt", 1), ("step", num_beams))
+    }
+    with cpu_kernel(kernels["prompt"]):
+        logits, state = model(ids, None)  # the prompt, once, with the model's own checks
+    logits = logits[:, -1].float()
     check_removed = may_remove_every_token(processors)
     tokens = torch.tensor([history], dtype=torch.long, device=device)  # (beams, T)
     token_logprobs = torch.zeros(1, 0, device=device)  # model log-probs per beam token
@@ -69,7 +76,8 @@ def beam_search(
     prompt_length = len(history)
     for step in range(max_new_tokens):
         if step > 0:
-            logits, state = model_step(tokens[:, -1:], state)
+            with cpu_kernel(kernels["step"]):
+                logits, state = model_step(tokens[:, -1:], state)
             logits = logits[:, -1].float()
         # Processors act on logits, then log-softmax, so a width of 1 is exactly greedy.
         scored = apply_processors(processors, tokens, logits)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from textgen.kernels import choose_kernel, cpu_kernel
 from textgen.model import State, select_state
 from textgen.processors import ProcessorFunction, apply_processors, may_remove_every_token
 from textgen.stopping import BatchStops
@@ -33,7 +34,7 @@ from textgen.tokenizers import Tokenizer
 # the per-token loop free of per-row Python work while each row still owns its random stream.
 _BLOCK = 64
 
-ModelStep = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
+ModelStep = Callable[[torch.Tensor, State | None], tuple[torch.Tensor, State]]
 
 
 def start_token_id(tokenizer: Tokenizer) -> int:
@@ -100,9 +101,12 @@ def score_tokens(
     first = len(model_input) - 1  # position whose output predicts targets[0]
     result: list[float] = []
     state: State | None = None
+    forward = unchecked_forward(model)
+    kernel = choose_kernel(model, lambda x: forward(x, None), phase="prompt", batch_size=1)
     for start in range(0, len(inputs), chunk_size):
         chunk = torch.tensor([inputs[start : start + chunk_size]], device=device)
-        logits, state = model(chunk, state)
+        with cpu_kernel(kernel):
+            logits, state = model(chunk, state)
         begin = max(first, start)
         if begin >= start + chunk.shape[1]:
             continue
@@ -159,9 +163,17 @@ class DecodingRun:
     ) -> None:
         device = next(iter(model.parameters())).device
         ids = torch.tensor([model_input], dtype=torch.long, device=device)
-        logits, state = model(ids, None)  # the prompt, once, with the model's own checks
-        rows = torch.zeros(num_rows, dtype=torch.long, device=device)
         self.model_step = unchecked_forward(model)
+        # The faster CPU kernel for each phase, measured once per model shape (kernels.py).
+        prompt_kernel = choose_kernel(
+            model, lambda x: self.model_step(x, None), phase="prompt", batch_size=1
+        )
+        self.step_kernel = choose_kernel(
+            model, lambda x: self.model_step(x, None), phase="step", batch_size=num_rows
+        )
+        with cpu_kernel(prompt_kernel):
+            logits, state = model(ids, None)  # the prompt, once, with the model's own checks
+        rows = torch.zeros(num_rows, dtype=torch.long, device=device)
         self.state = select_state(state, rows)
         self.logits = logits[:, -1].float().expand(num_rows, -1)
         self.prompt_length = len(history)
@@ -193,7 +205,8 @@ class DecodingRun:
             ValueError: the processors removed every token of some row.
         """
         if self._pending is not None:  # feed last step's token only when its successor is wanted
-            logits, self.state = self.model_step(self._pending[:, None], self.state)
+            with cpu_kernel(self.step_kernel):
+                logits, self.state = self.model_step(self._pending[:, None], self.state)
             self.logits = logits[:, -1].float()
         scores = self.logits
         step = self.length - self.prompt_length

@@ -44,7 +44,10 @@ def evaluate_split(
         autocast: a context manager factory entered around each forward (mixed precision).
 
     Returns:
-        ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte"}``.
+        ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte",
+        "complete"}``; ``complete`` is False when ``max_batches`` left windows unscored (the
+        figures then cover the first windows of every stream: a fixed sample spread over the
+        text).
 
     Raises:
         TypeError: ``split`` is not a `TokenSplit`, or a size is not an int.
@@ -58,24 +61,25 @@ def evaluate_split(
     num_batches = len(batcher) if max_batches is None else min(max_batches, len(batcher))
     was_training = model.training
     model.eval()
-    total_nats, total_tokens, state = 0.0, 0, None
+    nats, total_tokens, state = torch.zeros((), device=device, dtype=torch.float64), 0, None
     try:
         for index in range(num_batches):
             x, y = batcher.get_batch(index)
             with autocast():
                 # The batcher built int64 (B, T) ids and the state is the model's own: no checks.
                 logits, state = model(x, state, check=False)
-            total_nats += sequence_cross_entropy(logits.float(), y, reduction="sum").item()
+            nats += sequence_cross_entropy(logits.float(), y, reduction="sum")  # no device sync
             total_tokens += y.numel()
     finally:
         model.train(was_training)
+    total_nats = float(nats.item())
     metrics = compute_metrics(
         total_nats,
         total_tokens,
         num_chars=_scaled(split.num_chars, total_tokens, split.num_tokens),
         num_bytes=_scaled(split.num_bytes, total_tokens, split.num_tokens),
     )
-    return {"tokens": total_tokens, **metrics}
+    return {"tokens": total_tokens, **metrics, "complete": num_batches == len(batcher)}
 
 
 def _scaled(count: int | None, tokens: int, total_tokens: int) -> int | None:

@@ -35,6 +35,7 @@ def training_state(trainer: Trainer) -> dict[str, Any]:
         "hidden": trainer.state,
         "rng": rng_state(),
         "callbacks": {c.state_key: s for c in trainer.callbacks if (s := c.state_dict())},
+        "time_plan": trainer.time_plan.state_dict() if trainer.time_plan is not None else None,
     }
 
 
@@ -65,6 +66,10 @@ def restore_training_state(trainer: Trainer, checkpoint: Checkpoint) -> None:
     trainer.clip_events = int(state["clip_events"])
     trainer.best_val_loss = state["best_val_loss"]
     trainer.elapsed = float(state["elapsed"])
+    if trainer.time_plan is not None and state.get("time_plan"):
+        trainer.time_plan.load_state_dict(state["time_plan"])
+        if trainer.time_plan.planned is not None:
+            trainer.scheduler.set_total_steps(trainer.time_plan.planned)
     saved_callbacks = state.get("callbacks") or {}
     for callback in trainer.callbacks:
         if callback.state_key in saved_callbacks:

@@ -169,6 +169,12 @@ class RunFolder:
                 refresh=False,
             )
 
+    def set_total(self, total: int) -> None:
+        """The run's length changed (planned from a time budget): show it on the bar."""
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
+
     def message(self, text: str) -> None:
         """A line for the user (validation results): INFO on the ``textgen`` logger."""
         logger.info(text)

@@ -26,7 +26,7 @@ from textgen.data import DataConfig
 from textgen.model import LSTMLanguageModel, ModelConfig
 from textgen.run_config import load_run_data, save_run_data
 from textgen.run_folder import RunFolder
-from textgen.runtime import check_precision, resolve_device, seed_everything
+from textgen.runtime import check_precision, resolve_device, resolve_precision, seed_everything
 from textgen.tokenizers import Tokenizer
 from textgen.train_config import TrainConfig, resume_config
 from textgen.trainer import Trainer
@@ -89,7 +89,8 @@ def plan_run(settings: Mapping[str, Mapping[str, Any]], *, resume: bool = False)
         now = {"out_dir": str(out), "progress": True, "overwrite": False, **train_given}
         train = resume_config(checkpoint.metadata.get("train_config") or {}, now)
         plan = RunPlan(data, checkpoint.model_config, train, True, checkpoint.tokenizer)
-    check_precision(train.precision, resolve_device(train.device))
+    device = resolve_device(train.device)
+    check_precision(resolve_precision(train.precision, device), device)
     return plan
 
 

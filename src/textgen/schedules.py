@@ -15,7 +15,9 @@ import torch
 
 from textgen.validation import InvalidValueError, check_choice, check_float, check_int
 
-SCHEDULES = ("constant", "cosine", "step", "plateau")
+SCHEDULES = ("constant", "cosine", "linear", "step", "plateau")
+#: Schedules that decay over a known length (``total_steps``).
+DECAYING = ("cosine", "linear")
 
 
 class LRScheduler:
@@ -27,12 +29,15 @@ class LRScheduler:
     - ``constant``: 1.
     - ``cosine``: from 1 down to ``min_lr_ratio`` along half a cosine over
       ``total_steps - warmup_steps`` steps, then stays at ``min_lr_ratio``.
+    - ``linear``: the same, along a straight line.
     - ``step``: ``gamma ** (step // step_size)``.
     - ``plateau``: times ``factor`` whenever `on_validation` sees no improvement for more than
       ``patience`` validations in a row (``factor=0.25``, ``patience=0`` is word_language_model).
 
     The decay never goes below ``min_lr_ratio``. ``step`` counts optimizer
-    steps taken; the lr set at any time is the one for the next optimizer step.
+    steps taken; the lr set at any time is the one for the next optimizer step. A decaying
+    schedule built without ``total_steps`` holds its peak rate after the warm-up until
+    `set_total_steps` gives it a length (the Trainer does so from a time budget, `TimePlan`).
     """
 
     def __init__(
@@ -70,11 +75,15 @@ class LRScheduler:
         return warm * self._decay(step)
 
     def _decay(self, step: int) -> float:
-        if self.name == "cosine":
-            assert self.total_steps is not None
-            span = self.total_steps - self.warmup_steps
+        if self.name in DECAYING:
+            if self.total_steps is None:  # length not planned yet
+                return 1.0
+            span = max(self.total_steps - self.warmup_steps, 1)
             progress = min(1.0, max(0.0, (step - self.warmup_steps) / span))
-            value = 0.5 * (1.0 + math.cos(math.pi * progress))
+            if self.name == "cosine":
+                value = 0.5 * (1.0 + math.cos(math.pi * progress))
+            else:
+                value = 1.0 - progress
             return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * value
         if self.name == "step":
             assert self.step_size is not None
@@ -82,6 +91,16 @@ class LRScheduler:
         if self.name == "plateau":
             return max(self.plateau_scale, self.min_lr_ratio)
         return 1.0
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Give a decaying schedule its length (or a new one) from now on; the rate of the next
+        step follows at once. Used when the length is planned from a time budget.
+
+        Raises:
+            ValueError: ``total_steps`` is not an integer >= 1.
+        """
+        self.total_steps = check_int("total_steps", total_steps, minimum=1)
+        self._apply()
 
     def step(self) -> None:
         """Advance one optimizer step (call right after ``optimizer.step()``)."""
@@ -177,7 +196,8 @@ def build_scheduler(
         optimizer: optimizer whose param groups' ``lr`` (the base lr) the schedule scales.
         name: ``"constant"``, ``"cosine"``, ``"step"`` or ``"plateau"``.
         warmup_steps: linear warm-up length in optimizer steps (>= 0).
-        total_steps: ``"cosine"`` only: step at which the floor is reached (> warmup_steps).
+        total_steps: ``"cosine"`` and ``"linear"``: the step at which the floor is reached
+            (> warmup_steps); None to give it later with `LRScheduler.set_total_steps`.
         min_lr_ratio: floor as a fraction of the base lr, in ``[0, 1]``.
         step_size: ``"step"`` only: steps between decays (> 0).
         gamma: ``"step"`` decay factor, in ``(0, 1]``.
@@ -199,9 +219,7 @@ def build_scheduler(
     name = check_choice("schedule", name.lower() if isinstance(name, str) else name, SCHEDULES)
     check_int("warmup_steps", warmup_steps, minimum=0)
     check_float("min_lr_ratio", min_lr_ratio, minimum=0, maximum=1)
-    if name == "cosine":
-        if total_steps is None:
-            raise InvalidValueError("total_steps", "schedule 'cosine' needs total_steps")
+    if name in DECAYING and total_steps is not None:
         check_int("total_steps", total_steps, minimum=warmup_steps + 1)
     if name == "step":
         if step_size is None:
@@ -225,4 +243,67 @@ def build_scheduler(
     )
 
 
-__all__ = ["SCHEDULES", "LRScheduler", "build_scheduler"]
+class TimePlan:
+    """The length in steps of a run bounded by time, planned from its measured speed.
+
+    A decaying schedule needs to know when the run ends; under a time budget that is a number
+    of seconds, not of steps. The plan measures the seconds per step from step ``measure_from``
+    on (the first steps pay for start-up) and, from step ``plan_at``, plans ``step + remaining
+    seconds / seconds per step`` (never past ``step_cap``). It plans again at every validation,
+    with a rate that by then includes the time validation takes, so the decay ends close to the
+    budget. The plan is part of ``last.pt`` (`state_dict`), so a resumed run continues it.
+
+    Args:
+        max_time: the run's budget in seconds (counted across resumes).
+        step_cap: a step limit the run also has, or None.
+        measure_from: first step of the speed measurement.
+        plan_at: step of the first plan (keep it inside the warm-up, whose rates do not depend
+            on the length).
+
+    Example:
+        >>> plan = TimePlan(100.0, None, measure_from=0, plan_at=10)
+        >>> plan.observe(0, 0.0), plan.observe(10, 10.0)
+        (None, 100)
+    """
+
+    def __init__(
+        self, max_time: float, step_cap: int | None, *, measure_from: int = 3, plan_at: int = 20
+    ) -> None:
+        self.max_time = max_time
+        self.step_cap = step_cap
+        self.measure_from = measure_from
+        self.plan_at = max(plan_at, measure_from + 1)
+        self.mark: tuple[int, float] | None = None  # (step, elapsed) where measuring began
+        self.planned: int | None = None
+
+    def observe(self, step: int, elapsed: float) -> int | None:
+        """Call after each step (``step`` taken, ``elapsed`` seconds); returns the planned total
+        when this call made the first plan, else None."""
+        if self.mark is None and step >= self.measure_from:
+            self.mark = (step, elapsed)
+        if self.planned is None and step >= self.plan_at:
+            return self.replan(step, elapsed)
+        return None
+
+    def replan(self, step: int, elapsed: float) -> int | None:
+        """Plan again from the speed measured so far (validation included); returns the plan,
+        or None when nothing has been measured yet."""
+        if self.mark is None or step <= self.mark[0] or elapsed <= self.mark[1]:
+            return None
+        seconds_per_step = (elapsed - self.mark[1]) / (step - self.mark[0])
+        planned = step + max(1, round((self.max_time - elapsed) / seconds_per_step))
+        self.planned = planned if self.step_cap is None else min(planned, self.step_cap)
+        return self.planned
+
+    def state_dict(self) -> dict[str, Any]:
+        """The plan and where its measurement began: plain values."""
+        return {"mark": None if self.mark is None else list(self.mark), "planned": self.planned}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back a `state_dict` (a resumed run continues the plan)."""
+        mark = state.get("mark")
+        self.mark = None if mark is None else (int(mark[0]), float(mark[1]))
+        self.planned = None if state.get("planned") is None else int(state["planned"])
+
+
+__all__ = ["DECAYING", "SCHEDULES", "LRScheduler", "TimePlan", "build_scheduler"]

@@ -27,7 +27,7 @@ from textgen.data import RandomWindowBatcher, StreamBatcher
 from textgen.optim import OPTIMIZERS, build_optimizer
 from textgen.options import config_from_dict, option
 from textgen.runtime import PRECISIONS, check_device_name
-from textgen.schedules import SCHEDULES, LRScheduler, build_scheduler
+from textgen.schedules import DECAYING, SCHEDULES, LRScheduler, TimePlan, build_scheduler
 from textgen.validation import (
     InvalidValueError,
     check_bool,
@@ -123,8 +123,8 @@ class TrainConfig:
     # -- schedule
     schedule: str = option(
         "auto",
-        "learning-rate schedule; auto: cosine when the length in steps is known, plateau "
-        "under a time budget alone",
+        "learning-rate schedule; auto: warm-up and cosine decay over the run, its length in "
+        "steps planned from the measured speed under a time budget",
         choices=("auto", *SCHEDULES),
         group="schedule",
     )
@@ -143,9 +143,12 @@ class TrainConfig:
     # -- validation, logging and checkpoints
     eval_every: int = option(100, "validate and write last.pt every N steps", group="validation")
     eval_batches: int | None = option(
-        None, "windows per stream scored at each validation (none: the whole split)",
+        16,
+        "windows per stream scored at each validation: a fixed sample spread over the split, "
+        "the same every time, so validation stays a small share of the run on any corpus "
+        "(all: the whole split)",
         group="validation",
-    )  # fmt: skip
+    )
     log_every: int = option(
         10, "append a training record to metrics.jsonl every N steps", group="validation"
     )
@@ -159,9 +162,9 @@ class TrainConfig:
     # -- hardware and reproducibility
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", group="hardware")
     precision: str = option(
-        "fp32",
-        "fp32; bf16: bfloat16 autocast (CPU with native bf16, or CUDA); fp16: CUDA with a "
-        "gradient scaler",
+        "auto",
+        "auto: bf16 where the device computes it natively, else fp32; bf16: bfloat16 autocast "
+        "(CPU with AVX-512 BF16 / AMX, or CUDA); fp16: CUDA with a gradient scaler",
         choices=PRECISIONS,
         group="hardware",
     )
@@ -217,11 +220,12 @@ class TrainConfig:
             raise InvalidValueError(
                 "nesterov", "nesterov=True needs optimizer 'sgd' with momentum > 0"
             )
-        if self.schedule == "cosine" and self.step_limit is None and self.epochs is None:
+        unbounded = self.step_limit is None and self.epochs is None and self.max_time is None
+        if self.schedule in DECAYING and unbounded:
             raise InvalidValueError(
                 "schedule",
-                "schedule 'cosine' needs a length in steps (max_steps or epochs); under a "
-                "time budget alone use schedule 'auto' or 'plateau'",
+                f"schedule {self.schedule!r} decays over the run's length, and this run has no "
+                "limit (max_steps=0 and no epochs or max_time); set one, or use 'constant'",
             )
 
     @property
@@ -246,13 +250,20 @@ class TrainConfig:
             return "max_time"
         return None
 
-    def resolved_schedule(self, planned_steps: int | None) -> str:
-        """The schedule to build: ``"auto"`` is cosine when the run's length in steps is known
-        (``planned_steps``), else plateau (cut the rate when validation stops improving, as
-        word_language_model does); any other name is itself."""
+    def resolved_schedule(self) -> str:
+        """The schedule to build: ``"auto"`` is cosine decay over the run's length — known in
+        steps, or planned from the time budget (`plans_from_time`) — and constant for a run with
+        no limit at all; any other name is itself."""
         if self.schedule != "auto":
             return self.schedule
-        return "cosine" if planned_steps is not None else "plateau"
+        bounded = self.step_limit is not None or self.epochs is not None
+        return "cosine" if bounded or self.max_time is not None else "constant"
+
+    @property
+    def plans_from_time(self) -> bool:
+        """True when the schedule decays over a length planned from ``max_time`` and the
+        measured speed (`textgen.schedules.TimePlan`): a time budget with a decaying schedule."""
+        return self.max_time is not None and self.resolved_schedule() in DECAYING
 
     def planned_steps(self, batches_per_epoch: int) -> int | None:
         """The run's length in optimizer steps when it is known: the step limit or ``epochs``
@@ -290,19 +301,27 @@ class TrainConfig:
     def make_scheduler(
         self, optimizer: torch.optim.Optimizer, planned_steps: int | None
     ) -> LRScheduler:
-        """The learning-rate schedule these settings describe, for a run of ``planned_steps``."""
+        """The learning-rate schedule these settings describe, for a run of ``planned_steps``
+        (a schedule planned from time gets its length later, from a `TimePlan`)."""
         return build_scheduler(
             optimizer,
-            self.resolved_schedule(planned_steps),
+            self.resolved_schedule(),
             # a run shorter than its warm-up still gets a (shorter) warm-up and a decay
             warmup_steps=min(self.warmup_steps, (planned_steps or 10**12) // 2),
-            total_steps=planned_steps,
+            total_steps=None if self.plans_from_time else planned_steps,
             min_lr_ratio=self.min_lr_ratio,
             step_size=self.step_size,
             gamma=self.gamma,
             patience=self.plateau_patience,
             factor=self.plateau_factor,
         )
+
+    def make_time_plan(self, planned_steps: int | None) -> TimePlan | None:
+        """The `TimePlan` of a run whose schedule decays over a time budget, else None."""
+        if not self.plans_from_time:
+            return None
+        assert self.max_time is not None
+        return TimePlan(self.max_time, planned_steps)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "") -> TrainConfig:
@@ -344,14 +363,11 @@ def check_resumable(saved: Mapping[str, Any], config: TrainConfig, where: str = 
         InvalidValueError: naming every fixed setting that differs, with both values.
     """
     old = TrainConfig.from_dict(_known(saved))
-    length = config.step_limit
     changed = [
         f"{name} (was {getattr(old, name)!r}, now {getattr(config, name)!r})"
         for name in FIXED_ON_RESUME
         if getattr(old, name) != getattr(config, name)
-        and not (
-            name == "schedule" and old.resolved_schedule(length) == config.resolved_schedule(length)
-        )
+        and not (name == "schedule" and old.resolved_schedule() == config.resolved_schedule())
     ]
     if changed:
         raise InvalidValueError(

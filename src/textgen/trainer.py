@@ -36,6 +36,7 @@ from textgen.runtime import (
     check_precision,
     on_stop_signals,
     resolve_device,
+    resolve_precision,
     seed_everything,
 )
 from textgen.train_config import TrainConfig
@@ -102,7 +103,9 @@ class Trainer:
                 "supported yet; run one process per run folder"
             )
         self.device = resolve_device(config.device)
-        check_precision(config.precision, self.device)
+        #: the precision this run computes in ("auto" resolved for this device)
+        self.precision = resolve_precision(config.precision, self.device)
+        check_precision(self.precision, self.device)
         self.model = model.to(self.device)
         self.corpus = corpus
         self.tokenizer = corpus.tokenizer
@@ -117,8 +120,9 @@ class Trainer:
         self.optimizer = config.make_optimizer(model)
         self.total_steps = config.planned_steps(self.batcher.batches_per_epoch)
         self.scheduler = config.make_scheduler(self.optimizer, self.total_steps)
+        self.time_plan = config.make_time_plan(self.total_steps)  # a decay over a time budget
         # fp16 needs loss scaling; with any other precision the scaler is a no-op.
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.callbacks: list[Callback] = list(callbacks)
         if config.sample_every:
             self.callbacks.append(SampleCallback(config.sample_every, config.sample_length))
@@ -163,6 +167,7 @@ class Trainer:
         with on_stop_signals(lambda: self.request_stop("signal")):
             folder.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
             try:
+                folder.log(self._start_record(resume))
                 self.guard.mark_good()
                 for callback in self.callbacks:
                     callback.on_train_begin(self)
@@ -171,6 +176,8 @@ class Trainer:
                 while (stopped_by := self._stop_reason(start)) is None:
                     metrics = self.train_step(*next(batches))
                     self.elapsed = time.perf_counter() - start
+                    if self.time_plan is not None:
+                        self._follow_time_plan(self.time_plan.observe(self.step, self.elapsed))
                     metrics.update(epoch=self.batcher.epoch, elapsed=round(self.elapsed, 3))
                     if metrics.get("skipped"):  # a non-finite step was rolled back: record it
                         folder.log(metrics)
@@ -340,6 +347,8 @@ class Trainer:
                 "val_loss": result["loss"],
                 "val_bpc": result["bits_per_char"],
                 "val_perplexity": result["perplexity"],
+                "val_tokens": result["tokens"],
+                "val_scope": "full" if result["complete"] else "sample",
             }
             self.run_folder.log_validation(metrics)
             improved = self.best_val_loss is None or result["loss"] < self.best_val_loss
@@ -347,6 +356,8 @@ class Trainer:
                 self.best_val_loss = result["loss"]
                 self._save("best")
             self.scheduler.on_validation(result["loss"])
+            if self.time_plan is not None:  # the speed now includes validation time
+                self._follow_time_plan(self.time_plan.replan(self.step, self.elapsed))
             for callback in self.callbacks:
                 callback.on_evaluate_end(self, metrics)
         else:
@@ -368,6 +379,8 @@ class Trainer:
                 "epoch": self.batcher.epoch,
                 "best_val_loss": self.best_val_loss,
                 "tokens_seen": self.tokens_seen,
+                "device": str(self.device),
+                "precision": self.precision,
                 "train_config": asdict(self.config),
             },
         )
@@ -395,8 +408,24 @@ class Trainer:
                 self.state = None  # a new epoch restarts every stream from its beginning
             yield from self.batcher.iter_epoch()
 
+    def _start_record(self, resume: bool) -> dict[str, Any]:
+        """The ``metrics.jsonl`` record that says how this (part of the) run computes."""
+        return {
+            "step": self.step,
+            "event": "resume" if resume else "start",
+            "device": str(self.device),
+            "precision": self.precision,
+            "requested_precision": self.config.precision,
+        }
+
+    def _follow_time_plan(self, planned: int | None) -> None:
+        """Give the schedule the length a time plan worked out (and the bar its new total)."""
+        if planned is not None:
+            self.scheduler.set_total_steps(planned)
+            self.run_folder.set_total(planned)
+
     def _autocast(self) -> AbstractContextManager[Any]:
-        return autocast(self.config.precision, self.device)
+        return autocast(self.precision, self.device)
 
     def _train_bpc(self, loss: float) -> float | None:
         """Bits per character of a per-token loss, by the training text's characters per token."""

@@ -4,7 +4,8 @@
 new config field is a new flag with no edit here. Every generated flag defaults to
 ``argparse.SUPPRESS``: after parsing, the namespace holds exactly the flags the user gave,
 which is how a resumed run or a ``--config`` file knows what the command line changes.
-Values that name no number (``none``) turn optional fields off.
+Values that name no number (``none``, or ``all`` where it reads better: ``--eval-batches all``)
+turn optional fields off.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def _argument(info: OptionInfo, flag: str) -> dict[str, Any]:
 
 def _none_or(converter: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
-        return None if text.strip().lower() == "none" else converter(text)
+        return None if text.strip().lower() in ("none", "all") else converter(text)
 
     convert.__name__ = getattr(converter, "__name__", "value")  # argparse names it in errors
     return convert

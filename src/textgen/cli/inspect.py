@@ -96,6 +96,8 @@ def info(args: argparse.Namespace) -> int:
         "vocab_size": tokenizer.vocab_size,
         **{key: meta.get(key) for key in ("step", "epoch", "tokens_seen", "best_val_loss")},
         "resumable": checkpoint.train_state is not None,
+        "device": meta.get("device"),
+        "precision": meta.get("precision"),
         "train_config": meta.get("train_config"),
     }
     if args.json:
@@ -109,6 +111,7 @@ def info(args: argparse.Namespace) -> int:
         "progress": f"step {details['step']}, epoch {details['epoch']}, "
         f"{details['tokens_seen'] or 0:,} tokens seen",
         "best val loss": "n/a" if best is None else f"{best:.4f} nats/token",
+        "trained on": f"{details['device'] or 'n/a'}, {details['precision'] or 'n/a'}",
         "resumable": "yes" if details["resumable"] else "no (weights only)",
     }
     for label, text in lines.items():

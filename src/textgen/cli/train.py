@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"training a {model.config.num_layers}-layer {model.config.cell.upper()} "
             f"({model.num_parameters():,} parameters) on {corpus.train.num_tokens:,} "
-            f"{corpus.tokenizer.kind} tokens (vocabulary {corpus.tokenizer.vocab_size}); "
-            f"run folder {out}",
+            f"{corpus.tokenizer.kind} tokens (vocabulary {corpus.tokenizer.vocab_size}) on "
+            f"{trainer.device} in {trainer.precision}; run folder {out}",
             file=sys.stderr,
         )
     result = trainer.fit(resume=plan.resume)
