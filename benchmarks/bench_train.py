@@ -1,27 +1,82 @@
-"""Training throughput of `Trainer.train_step`, side by side in one run (run by hand).
+"""Training throughput, side by side in one run: the Trainer against a plain loop (run by hand).
 
-Measures tokens/s of full optimizer steps (forward, loss, backward, clip, AdamW step) on the
-bundled corpus for a few model layouts and precisions, and prints each as a ratio to the
-default (fused multi-layer LSTM, fp32). Medians over repeated steps after a warm-up.
+For one model size it times, interleaved round by round so machine noise hits every case alike:
 
-    python benchmarks/bench_train.py                  # CPU, the default run's model size
-    python benchmarks/bench_train.py --device cuda --hidden-size 1024 --batch-size 128
+* `Trainer.train_step` (forward, loss, backward, clip, AdamW, bookkeeping) and a plain
+  hand-written loop of the same model, dropout, batch and precision (embedding, `nn.LSTM`,
+  linear head, cross-entropy, backward, clip, AdamW, carried detached state) — their ratio is
+  the Trainer's overhead;
+* each of those with the recurrent layers on oneDNN and on the native kernel (CPU);
+* fp32 and bf16 autocast (bf16 only where the device supports it);
+
+and reports model FLOPs utilisation (MFU): the model's training FLOPs per second over a matrix
+multiply peak measured in the same run. Prints machine, torch, threads, medians and ratios.
+
+    python benchmarks/bench_train.py                          # the default model size, CPU
+    python benchmarks/bench_train.py --hidden-size 512 --dropout 0
+    python benchmarks/bench_train.py --device cuda --hidden-size 1024 --num-layers 3 --batch-size 128
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from textgen import LSTMLanguageModel, ModelConfig, TrainConfig, Trainer, prepare_corpus
+from textgen.data import StreamBatcher
+from textgen.kernels import cpu_kernel
+from textgen.runtime import autocast, bf16_supported
 
 
-def measure(corpus, args, *, precision: str, **model_options) -> float:
-    """Median tokens/s of ``args.steps`` train steps after ``args.warmup`` warm-up steps."""
+class PlainLM(nn.Module):
+    """The plain loop's model: what a user would write by hand."""
+
+    def __init__(self, vocab: int, embed: int, hidden: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, embed)
+        self.drop = nn.Dropout(dropout)
+        self.rnn = nn.LSTM(embed, hidden, layers, batch_first=True, dropout=dropout * (layers > 1))
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None):
+        out, state = self.rnn(self.drop(self.embedding(x)), state)
+        return self.head(self.drop(out)), state
+
+
+def plain_step_fn(args, vocab: int, device: torch.device, precision: str) -> Callable:
+    torch.manual_seed(0)
+    model = PlainLM(vocab, args.embed_dim, args.hidden_size, args.num_layers, args.dropout)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    carried: list = [None]
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        x, y = x.to(device), y.to(device)
+        state = carried[0]
+        if state is not None:
+            state = tuple(s.detach() for s in state)
+        with autocast(precision, device):
+            logits, state = model(x, state)
+        loss = F.cross_entropy(logits.float().reshape(-1, vocab), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        carried[0] = state
+        loss.item()  # the plain loop reads its loss too
+
+    return step
+
+
+def trainer_step_fn(args, corpus, device: torch.device, precision: str) -> Callable:
     torch.manual_seed(0)
     model = LSTMLanguageModel(
         ModelConfig(
@@ -29,31 +84,43 @@ def measure(corpus, args, *, precision: str, **model_options) -> float:
             embed_dim=args.embed_dim,
             hidden_size=args.hidden_size,
             num_layers=args.num_layers,
-            **model_options,
+            dropout=args.dropout,
         )
     )
     config = TrainConfig(
         out_dir=tempfile.mkdtemp(prefix="textgen-bench-"),
         batch_size=args.batch_size,
         seq_len=args.seq_len,
-        device=args.device,
+        device=str(device),
         precision=precision,
         progress=False,
     )
     trainer = Trainer(model, corpus, config)
-    batches = iter(trainer.batcher)
-    seconds = []
-    for i in range(args.warmup + args.steps):
-        x, y = next(batches)
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
+    return trainer.train_step
+
+
+def training_flops_per_token(args, vocab: int) -> float:
+    """Multiply-adds x 2 of forward + backward (about 3x forward) per token."""
+    flops = 0.0
+    for layer in range(args.num_layers):
+        inputs = args.embed_dim if layer == 0 else args.hidden_size
+        flops += 2 * 4 * args.hidden_size * (inputs + args.hidden_size)
+    flops += 2 * args.hidden_size * vocab
+    return 3 * flops
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 1024) -> float:
+    """FLOP/s of a large square matrix multiply (the ceiling a training step can approach)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    times = []
+    for _ in range(7):
         start = time.perf_counter()
-        trainer.train_step(x, y)
-        if trainer.device.type == "cuda":
+        a @ b
+        if device.type == "cuda":
             torch.cuda.synchronize()
-        if i >= args.warmup:
-            seconds.append(time.perf_counter() - start)
-    return args.batch_size * args.seq_len / statistics.median(seconds)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times[2:])
 
 
 def main() -> None:
@@ -62,32 +129,80 @@ def main() -> None:
     parser.add_argument("--embed-dim", type=int, default=64)
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--num-layers", type=int, default=2)
+    parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per case per round")
     args = parser.parse_args()
 
-    corpus = prepare_corpus("shakespeare")
     device = torch.device(args.device)
-    cases: list[tuple[str, str, dict]] = [
-        ("fused nn.LSTM, fp32 (default)", "fp32", {}),
-        ("fused nn.LSTM, bf16 autocast", "bf16", {}),
-        ("per-layer LSTMs (locked dropout), fp32", "fp32", {"locked_dropout": True}),
-        ("per-layer LSTMs (residual), fp32", "fp32", {"residual": True}),
-        ("GRU, fp32", "fp32", {"cell": "gru"}),
-    ]
-    if device.type == "cuda":
-        cases.insert(2, ("fused nn.LSTM, fp16 + grad scaler", "fp16", {}))
+    corpus = prepare_corpus("shakespeare")
+    vocab = corpus.tokenizer.vocab_size
+    precisions = ["fp32"] + (["bf16"] if bf16_supported(device) else [])
+    kernels = [None] if device.type != "cpu" else [False, True]  # native, oneDNN
+    cases: dict[str, tuple[Callable, bool | None]] = {}
+    for precision in precisions:
+        for kernel in kernels:
+            where = "" if kernel is None else (", oneDNN" if kernel else ", native")
+            plain = plain_step_fn(args, vocab, device, precision)
+            trainer = trainer_step_fn(args, corpus, device, precision)
+            cases[f"plain loop, {precision}{where}"] = (plain, kernel)
+            cases[f"Trainer,    {precision}{where}"] = (trainer, kernel)
+    batches = _batches(corpus, args)
+    seconds: dict[str, list[float]] = {name: [] for name in cases}
+    for round_index in range(args.rounds + 1):  # round 0 warms up
+        for name, (step, kernel) in cases.items():
+            with cpu_kernel(kernel):
+                for _ in range(args.steps):
+                    x, y = next(batches)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                    step(x, y)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    if round_index:
+                        seconds[name].append(time.perf_counter() - start)
+
+    tokens = args.batch_size * args.seq_len
+    flops = training_flops_per_token(args, vocab)
+    peaks = {
+        p: matmul_peak(device, torch.float32 if p == "fp32" else torch.bfloat16) for p in precisions
+    }
     print(
-        f"{args.num_layers}x{args.hidden_size} model, batch {args.batch_size} x {args.seq_len}, "
-        f"{args.device}, {torch.get_num_threads()} threads; median of {args.steps} steps"
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {device}"
     )
-    baseline = None
-    for name, precision, options in cases:
-        rate = measure(corpus, args, precision=precision, **options)
-        baseline = baseline or rate
-        print(f"{name:42s} {rate:10,.0f} tokens/s   {rate / baseline:5.2f}x")
+    print(
+        f"model {args.num_layers}x{args.hidden_size} (embed {args.embed_dim}, dropout "
+        f"{args.dropout}), batch {args.batch_size}x{args.seq_len}; medians of "
+        f"{args.rounds}x{args.steps} steps, cases interleaved"
+    )
+    for precision in precisions:
+        print(f"matmul peak {precision}: {peaks[precision] / 1e9:,.1f} GFLOP/s")
+    rates = {name: tokens / statistics.median(times) for name, times in seconds.items()}
+    best_plain = max(r for n, r in rates.items() if n.startswith("plain"))
+    for name, rate in rates.items():
+        precision = "bf16" if "bf16" in name else "fp32"
+        mfu = rate * flops / peaks[precision]
+        print(
+            f"{name:28s} {rate:10,.0f} tokens/s  {rate / best_plain:5.2f}x best plain  "
+            f"MFU {mfu:6.1%}"
+        )
+    for precision in precisions:
+        for kernel in kernels:
+            where = "" if kernel is None else (", oneDNN" if kernel else ", native")
+            ratio = (
+                rates[f"Trainer,    {precision}{where}"] / rates[f"plain loop, {precision}{where}"]
+            )
+            print(f"Trainer / plain loop, {precision}{where}: {ratio:.3f}")
+
+
+def _batches(corpus, args):
+    batcher = StreamBatcher(corpus.train.ids, args.batch_size, args.seq_len)
+    while True:
+        yield from batcher.iter_epoch()
 
 
 if __name__ == "__main__":
