@@ -92,8 +92,15 @@ def test_random_windows_each_once_per_epoch_and_seeded() -> None:
 
 
 def test_device_argument_moves_batches() -> None:
-    x, y = next(iter(StreamBatcher(np.arange(50, dtype=np.uint8), 2, 4, device="cpu")))
-    assert x.device == y.device == torch.device("cpu")
+    ids = np.arange(50, dtype=np.uint8)
+    # "meta" is a device other than the default one on every machine, a CPU-only one included.
+    for batcher in (
+        StreamBatcher(ids, 2, 4, device="meta"),
+        RandomWindowBatcher(ids, 2, 4, seed=0, device=torch.device("meta")),
+    ):
+        x, y = next(iter(batcher))
+        assert x.device.type == y.device.type == "meta"
+        assert x.shape == y.shape == (2, 4) and x.dtype == y.dtype == torch.int64
 
 
 @pytest.mark.parametrize(

@@ -100,10 +100,11 @@ def test_state_is_keyed_by_state_key_not_by_type(tmp_path, corpus):
             return self.key
 
     a, b = Named("a", stop_at=4), Named("b")
+    b.steps = 100  # distinct states: were both saved under one key, one would overwrite the other
     trainer(tmp_path, corpus, [a, b]).fit()
     a2, b2 = Named("a"), Named("b")
     trainer(tmp_path, corpus, [a2, b2]).fit(resume=True)
-    assert (a2.steps, b2.steps) == (12, 12)
+    assert (a2.steps, b2.steps) == (4 + 8, 104 + 8)
 
 
 def test_an_early_stopped_run_stays_stopped_through_its_own_state(tmp_path, corpus):

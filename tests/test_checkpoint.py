@@ -114,17 +114,29 @@ def test_non_finite_weights_are_never_saved_and_old_file_survives(tmp_path, mode
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
-def test_checkpoint_is_a_plain_torch_zip_with_cpu_tensors(tmp_path, model_and_tokenizer):
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        # on a CPU-only machine every tensor is on the CPU anyway: the move is checked on CUDA
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+        ),
+    ],
+)
+def test_checkpoint_is_a_plain_torch_zip_with_cpu_tensors(tmp_path, model_and_tokenizer, device):
     model, tokenizer = model_and_tokenizer
     path = save_checkpoint(
         tmp_path / "m.pt",
-        model=model,
+        model=model.to(device),
         tokenizer=tokenizer,
-        train_state={"hidden": (torch.zeros(2, 1, 16),), "step": 1},
+        train_state={"hidden": (torch.zeros(2, 1, 16, device=device),), "step": 1},
     )
     assert zipfile.is_zipfile(path)
     payload = torch.load(io.BytesIO(path.read_bytes()), weights_only=True)
     assert all(t.device.type == "cpu" for t in payload["model_state"].values())
+    assert payload["train_state"]["hidden"][0].device.type == "cpu"
     assert payload["train_state"]["step"] == 1
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from textgen import Sampler, load_checkpoint
+from textgen import Callback, EarlyStopping, Sampler, load_checkpoint
 from textgen.cli import main
 from textgen.run_config import describe_run, load_run_data
+from textgen.runs import build_trainer, plan_run
 
 OLD_RUN = Path(__file__).parent / "data" / "v0.1"
 
@@ -46,11 +47,22 @@ def test_an_old_run_is_described_with_its_old_data_json(old_run, capsys):
     assert json.loads(capsys.readouterr().out)["step"] == 8
 
 
-def test_an_old_run_resumes_with_its_early_stopping_state(old_run, capsys):
-    code = main(["train", "--out", str(old_run), "--resume", "--max-steps", "12", "--quiet"])
-    assert code == 0, capsys.readouterr().err
-    resumed = load_checkpoint(old_run / "last.pt")
-    assert resumed.metadata["step"] == 12
-    assert resumed.metadata["train_config"]["early_stopping_patience"] == 5
-    stopper = resumed.train_state["callbacks"]["EarlyStopping"]  # saved under 0.1's key
-    assert stopper["best"] == resumed.metadata["best_val_loss"]
+class StoppersAtTrainBegin(Callback):
+    """Records the state of the run's early stopping once the resume restored it."""
+
+    def on_train_begin(self, trainer):
+        self.states = [c.state_dict() for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+
+
+def test_an_old_run_resumes_with_its_early_stopping_state(old_run):
+    saved = load_checkpoint(old_run / "last.pt").train_state["callbacks"]["EarlyStopping"]
+    assert saved == {"best": pytest.approx(3.47097), "bad_checks": 0}  # under 0.1's key
+    # What `textgen train --resume` does. The state is checked as restored, before training:
+    # the validations of the resumed run improve, after which a fresh stopper looks the same.
+    train = {"out_dir": str(old_run), "max_steps": 12, "progress": False}
+    plan = plan_run({"train": train}, resume=True)
+    assert plan.train.early_stopping_patience == 5
+    recorder = StoppersAtTrainBegin()
+    assert build_trainer(plan, callbacks=[recorder]).fit(resume=plan.resume).step == 12
+    assert recorder.states == [saved]
+    assert load_checkpoint(old_run / "last.pt").metadata["step"] == 12

@@ -28,6 +28,13 @@ SCRIPTS = {
     "compare_sampling.py": [*TINY_MODEL, "--max-steps", "3", "--length", "20"],
     "resume_training.py": [*TINY_MODEL, "--max-steps", "8", "--eval-every", "3"],
 }
+# A line each script prints once it has done its work.
+EXPECTED = {
+    "train_char_lstm.py": "stopped at step 3;",
+    "train_word_lstm.py": "-" * 60,  # printed above the sample
+    "compare_sampling.py": "=== beam search, 4 beams ",  # the last strategy
+    "resume_training.py": "weights of A and C bitwise identical: True",
+}
 
 
 @pytest.fixture
@@ -69,9 +76,7 @@ def test_example_script_runs(script, tmp_path, example_env):
         timeout=180,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stdout.strip()
-    if script == "resume_training.py":
-        assert "bitwise identical: True" in completed.stdout
+    assert EXPECTED[script] in completed.stdout, completed.stdout[-3000:]
 
 
 @pytest.mark.slow
@@ -83,13 +88,6 @@ def test_notebook_runs(notebook, tmp_path, example_env):
         timeout=180,
         kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
+        force_raise_errors=True,  # even a cell tagged "raises-exception" may not fail
     )
     client.execute()  # raises CellExecutionError naming the failing cell
-    errors = [
-        output
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-        if output.get("output_type") == "error"
-    ]
-    assert not errors

@@ -182,8 +182,9 @@ def test_tied_weights_share_the_tensor_and_count_once():
     assert model.projection is not None
     assert model.projection.weight.shape == (8, 16)
     untied = LSTMLanguageModel(tiny(tie_weights=False))
-    assert model.num_parameters() == sum(p.numel() for p in model.parameters())
-    assert model.num_parameters() < untied.num_parameters()
+    # Tying drops the head's own V x H matrix and adds the H x E projection (no bias); counting
+    # the shared matrix twice would add V x E back.
+    assert untied.num_parameters() - model.num_parameters() == VOCAB * 16 - 16 * 8
     same_size = LSTMLanguageModel(tiny(tie_weights=True, embed_dim=16))
     assert same_size.projection is None
 
@@ -212,9 +213,14 @@ def test_eval_is_deterministic_and_train_uses_dropout():
 def test_whole_word_embedding_dropout_drops_every_occurrence():
     torch.manual_seed(0)
     model = LSTMLanguageModel(tiny(embed_dropout=0.5)).train()
-    tokens = torch.full((4, 10), 3)
+    tokens = torch.arange(VOCAB).repeat(4, 2)  # every token 8 times
     rows = model._embed(tokens)
-    assert torch.equal(rows, rows[:1, :1].expand_as(rows))  # one token, one fate
+    dropped = (rows == 0).all(dim=-1)
+    fate = dropped[0, :VOCAB]
+    assert 0 < fate.sum() < VOCAB  # some tokens dropped, some kept
+    assert torch.equal(dropped, fate.repeat(4, 2))  # one token, one fate, wherever it occurs
+    kept = model.embedding.weight[tokens] / 0.5  # kept rows are scaled by 1 / (1 - p)
+    torch.testing.assert_close(rows, torch.where(dropped[..., None], 0.0, kept))
 
 
 def test_locked_dropout_mask_is_shared_over_time():
@@ -251,10 +257,10 @@ def test_forward_rejects_bad_ids():
 
 def test_init_state_follows_device_and_dtype():
     model = LSTMLanguageModel(tiny(cell="gru")).double()
-    (h,) = model.init_state(2)
-    assert h.dtype == torch.float64 and h.device == model.embedding.weight.device
     logits, _ = model(ids(2, 3))
     assert logits.dtype == torch.float64
+    (h,) = model.to("meta").init_state(2)  # a device other than the default one, even on a CPU
+    assert h.dtype == torch.float64 and h.device.type == "meta"
 
 
 def test_detach_and_select_state():

@@ -40,7 +40,7 @@ def test_a_new_run_is_built_and_its_data_recorded(settings, tmp_path):
     assert load_run_data(tmp_path / "run").sources == settings["data"]["sources"]
     with pytest.raises(ValueError, match="already holds a run"):
         plan_run(settings)  # never replaced by accident
-    assert plan_run({**settings, "train": {**settings["train"], "overwrite": True}})
+    plan_run({**settings, "train": {**settings["train"], "overwrite": True}})  # unless asked to
 
 
 def test_a_resume_keeps_the_run_and_applies_only_what_is_given(settings, tmp_path):
@@ -93,6 +93,8 @@ def test_a_run_without_data_json_asks_for_its_data(settings, tmp_path):
 
 def test_bad_settings_fail_before_any_data_is_read(tmp_path):
     missing = {"data": {"sources": (str(tmp_path / "missing.txt"),)}}
-    for table, bad in (("train", {"device": "gpu"}), ("model", {"hidden_size": 0})):
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            plan_run({**missing, table: bad})
+    for table, name, value in (("train", "device", "gpu"), ("model", "hidden_size", 0)):
+        # a ValueError about the setting, not the FileNotFoundError reading the data would raise
+        with pytest.raises(ValueError, match=f"{name} must be .*, got {value!r}") as caught:
+            plan_run({**missing, table: {name: value}})
+        assert caught.value.parameter == name

@@ -80,9 +80,16 @@ def test_stop_completed_by_flushing_an_incomplete_character() -> None:
     assert match_pieces([b"ok", b"\xe2"], ["\ufffd"]) == ("ok", 1)
 
 
-@pytest.mark.parametrize(("stops", "error"), [([""], ValueError), ([3], TypeError), (3, TypeError)])
-def test_bad_stop_strings_are_refused(stops: object, error: type) -> None:
-    with pytest.raises(error, match="stop"):
+@pytest.mark.parametrize(
+    ("stops", "error", "message"),
+    [
+        ([""], ValueError, r"stop must hold non-empty strings, got \[''\]"),
+        ([3], TypeError, r"stop must be a string or a sequence of strings, got list \[3\]"),
+        (3, TypeError, "stop must be a string or a sequence of strings, got int 3"),
+    ],
+)
+def test_bad_stop_strings_are_refused(stops: object, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
         StopMatcher(stops)  # type: ignore[arg-type]
 
 
