@@ -3,12 +3,19 @@
 Run by hand (not part of the tests):
 
     python benchmarks/bench_data.py --size-mb 200 [--tokenizer char|word]
+    python benchmarks/bench_data.py --train-sizes 10 100 300 1024 [--train-steps 300]
 
 It writes a corpus of shuffled lines of the bundled Shakespeare text to a temporary folder
 (in blocks, never whole in memory), then runs `prepare_corpus` twice, each time in a fresh
 child process so the peak RSS it reports is that run's own: the first run fits the tokenizer
 and encodes into an empty cache, the second must reuse the cache. Peak RSS is reported above
 the baseline of a process that has only imported torch and textgen (target: < 300 MB).
+
+With ``--train-sizes`` it measures whole training runs instead: for each corpus size, a fresh
+process runs ``textgen train CORPUS --max-steps N --eval-every 100`` (default settings
+otherwise, an empty cache, so reading and encoding are included) and reports its wall time and
+peak RSS, and both as ratios to the smallest corpus (targets: peak RSS on 1 GB within 300 MB
+of 10 MB; wall time on 300 MB at most 1.5x that on 10 MB).
 """
 
 from __future__ import annotations
@@ -92,6 +99,53 @@ def _encode_only(corpus: Path, tokenizer: object, limit: int = 64 * MIB) -> floa
     return done / MIB / seconds
 
 
+TRAIN_CHILD = """
+import json, sys
+from pathlib import Path
+from textgen.cli import main
+code = main(sys.argv[1:])
+status = Path("/proc/self/status").read_text().splitlines()
+peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+print(json.dumps({"code": code, "peak_mib": peak}))
+"""
+
+
+def train_run(corpus: Path, folder: Path, steps: int) -> dict:
+    """Wall time and peak RSS of one ``textgen train`` in a fresh process, empty cache."""
+    argv = [
+        "train", str(corpus), "--out", str(folder / "run"), "--overwrite", "--quiet",
+        "--max-steps", str(steps), "--eval-every", "100", "--cache-dir", str(folder / "cache"),
+    ]  # fmt: skip
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", TRAIN_CHILD, *argv], check=True, capture_output=True, text=True
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**report, "seconds": time.perf_counter() - start}
+
+
+def train_sizes(sizes: list[int], steps: int) -> None:
+    import torch
+
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {steps} steps each, "
+        f"validated every 100 (default settings otherwise), empty cache"
+    )
+    print("corpus MiB   wall s   peak RSS MiB   wall / smallest   RSS - smallest")
+    first: dict | None = None
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="textgen-bench-") as name:
+            folder = Path(name)
+            write_corpus(folder / "corpus.txt", size)
+            result = train_run(folder / "corpus.txt", folder, steps)
+        first = first or result
+        print(
+            f"{size:10d} {result['seconds']:8.1f} {result['peak_mib']:14.0f} "
+            f"{result['seconds'] / first['seconds']:17.2f} "
+            f"{result['peak_mib'] - first['peak_mib']:16.0f}"
+        )
+
+
 def run_child(corpus: Path, cache_dir: Path, tokenizer_kind: str) -> dict:
     command = [sys.executable, __file__, "--child", str(corpus), str(cache_dir), tokenizer_kind]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -102,10 +156,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200, help="corpus size in MiB (>= 200)")
     parser.add_argument("--tokenizer", choices=["char", "word"], default="char")
+    parser.add_argument("--train-sizes", type=int, nargs="+", help="MiB: time whole runs")
+    parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.train_sizes:
+        train_sizes(args.train_sizes, args.train_steps)
         return
 
     with tempfile.TemporaryDirectory(prefix="textgen-bench-") as folder:

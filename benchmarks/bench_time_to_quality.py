@@ -17,7 +17,12 @@ Recipes (all textgen; model and optimizer flags as named):
   side-by-side with the real example: shared/bench/README.md runs it on the same split).
 
     python benchmarks/bench_time_to_quality.py --budget 300
-    python benchmarks/bench_time_to_quality.py --recipes default --budget 300 --runs 3
+    python benchmarks/bench_time_to_quality.py --recipes default --runs 3
+    python benchmarks/bench_time_to_quality.py --budget 90 \
+        --try '{"name": "no-dropout", "model": {"dropout": 0}, "train": {}}'
+
+``--try`` adds a variant of the default recipe (settings on top of textgen's defaults), which is
+how the default recipe was searched (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -131,7 +136,11 @@ def time_to(curve: list[tuple[float, int, float]], target: float) -> float | Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument(
+        "--try", dest="variants", action="append", default=[], metavar="JSON",
+        help='a variant: {"name": ..., "model": {...}, "train": {...}} (repeatable)',
+    )  # fmt: skip
     parser.add_argument(
         "--budget", type=float, default=None, help="seconds of training per recipe (default: "
         "the default recipe's own budget, and 300 for the others)"
@@ -152,7 +161,13 @@ def main() -> None:
         f"t<{t:.2f}" for t in TARGETS
     )
     print(header)
-    for name in args.recipes:
+    for variant in args.variants:
+        recipe = json.loads(variant)
+        RECIPES[recipe["name"]] = {
+            "model": recipe.get("model", {}),
+            "train": recipe.get("train", {}),
+        }
+    for name in [*args.recipes, *(json.loads(v)["name"] for v in args.variants)]:
         for _ in range(args.runs):
             budget = (
                 args.budget if args.budget is not None else (None if name == "default" else 300.0)
