@@ -29,6 +29,7 @@ MODULE_ORDER = (
     "textgen.data.cache",
     "textgen.data.batching",
     "textgen.evaluation",
+    "textgen.explain",
     "textgen.model",
     "textgen.loss",
     "textgen.optim",

@@ -25,6 +25,7 @@ from textgen.data import (
     prepare_corpus,
 )
 from textgen.evaluation import evaluate_split
+from textgen.explain import Explanation, TokenExplanation, explain
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
 from textgen.optim import ClipResult, build_optimizer, clip_gradients, l1_penalty
@@ -77,6 +78,7 @@ __all__ = [
     "Corpus",
     "DataConfig",
     "EarlyStopping",
+    "Explanation",
     "FrequencyPenaltyProcessor",
     "Generation",
     "InvalidTypeError",
@@ -100,6 +102,7 @@ __all__ = [
     "StopMatcher",
     "StreamBatcher",
     "TemperatureProcessor",
+    "TokenExplanation",
     "TokenSplit",
     "Tokenizer",
     "TopKProcessor",
@@ -122,6 +125,7 @@ __all__ = [
     "corpus_path",
     "detach_state",
     "evaluate_split",
+    "explain",
     "format_run_config",
     "l1_penalty",
     "load_checkpoint",
