@@ -30,6 +30,7 @@ MODULE_ORDER = (
     "textgen.data.batching",
     "textgen.evaluation",
     "textgen.explain",
+    "textgen.novelty",
     "textgen.model",
     "textgen.loss",
     "textgen.optim",

@@ -146,3 +146,24 @@ def test_the_html_page_works_in_a_headless_browser(trained, tmp_path, capsys):
         ]
     finally:
         browser.quit()
+
+
+def test_novelty_finds_a_copied_line_and_reuses_its_index(trained, tmp_path, capsys):
+    out, cache = trained
+    copied = TEXT[40:120]
+    path = tmp_path / "sample.txt"
+    path.write_text("&&&&" + copied + "&&", encoding="utf-8")  # TEXT never repeats "&"
+    code, stdout, err = run(["novelty", out, path, "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["longest"]["text_char"] == 4
+    assert report["longest"]["text"] == copied
+    assert report["spans"] == [report["longest"]]
+    assert report["copied_fraction"] == pytest.approx(80 / 86)
+    assert len(list(cache.glob("*/train.suffix-array.npy"))) == 1
+    code, stdout, err = run(["novelty", out, path, "--min-span", "100"], capsys)
+    assert code == 0, err
+    assert stdout.startswith("longest copied span 80 chars (80 tokens) at char 4")
+    assert "copied 0.0% of 86 chars in 0 spans of >= 100 chars" in stdout
+    code, _, err = run(["novelty", out, path, "--min-span", "0"], capsys)
+    assert code == 1 and "--min-span must be an integer >= 1" in err

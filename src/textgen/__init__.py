@@ -28,6 +28,7 @@ from textgen.evaluation import evaluate_split
 from textgen.explain import Explanation, TokenExplanation, explain
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
+from textgen.novelty import CopiedSpan, NoveltyIndex, NoveltyReport, novelty_report
 from textgen.optim import ClipResult, build_optimizer, clip_gradients, l1_penalty
 from textgen.plot import plot_metrics
 from textgen.processors import (
@@ -75,6 +76,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "ClipResult",
+    "CopiedSpan",
     "Corpus",
     "DataConfig",
     "EarlyStopping",
@@ -91,6 +93,8 @@ __all__ = [
     "MinPProcessor",
     "ModelConfig",
     "NoRepeatNGramProcessor",
+    "NoveltyIndex",
+    "NoveltyReport",
     "PresencePenaltyProcessor",
     "RandomWindowBatcher",
     "RepetitionPenaltyProcessor",
@@ -130,6 +134,7 @@ __all__ = [
     "l1_penalty",
     "load_checkpoint",
     "load_corpus",
+    "novelty_report",
     "plan_run",
     "plot_metrics",
     "prepare_corpus",

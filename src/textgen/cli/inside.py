@@ -1,4 +1,4 @@
-"""``textgen explain`` and ``novelty``: look inside a trained model and at what it writes."""
+"""``textgen explain`` and ``novelty``: look inside a trained model, and at what it writes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from textgen.checkpoint import load_checkpoint
 from textgen.cli.flags import FLAG_NAMES
 from textgen.explain import Explanation, explain
 from textgen.explain_html import explanation_html
+from textgen.novelty import NoveltyIndex, NoveltyReport
 from textgen.runtime import resolve_device
 
 
@@ -42,6 +43,28 @@ def add_parsers(commands: Any) -> None:
     )
     FLAG_NAMES.setdefault("window", "--window")  # errors from explain() name the flag
 
+    p = commands.add_parser(
+        "novelty",
+        help="how much of a text is copied verbatim from a run's training text",
+        description="Find the spans of a text that occur verbatim in the run's training text "
+        "(exact, with a suffix array built once and kept in the token cache): the longest "
+        "one, with its position in both texts, and the share of the text in copied spans of "
+        "at least --min-span characters.",
+    )
+    p.set_defaults(handler=run_novelty)
+    p.add_argument("checkpoint", metavar="RUN_DIR", help="a run folder made by textgen train")
+    p.add_argument("file", metavar="TEXT_FILE", help="the text to check (UTF-8)")
+    p.add_argument(
+        "--min-span",
+        type=int,
+        default=50,
+        metavar="N",
+        help="the shortest span, in characters, counted as copied (default: 50)",
+    )
+    p.add_argument("--cache-dir", help="token cache holding the run's data (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    FLAG_NAMES.setdefault("min_span", "--min-span")
+
 
 def run_explain(args: argparse.Namespace) -> int:
     text = args.text if args.file is None else _read_text(Path(args.file))
@@ -55,6 +78,27 @@ def run_explain(args: argparse.Namespace) -> int:
     elif not args.html:
         _print_explanation(result)
     return 0
+
+
+def run_novelty(args: argparse.Namespace) -> int:
+    text = _read_text(Path(args.file))
+    index = NoveltyIndex.for_run(args.checkpoint, cache_dir=args.cache_dir)
+    report = index.report(text, min_span=args.min_span)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        _print_novelty(report)
+    return 0
+
+
+def _print_novelty(report: NoveltyReport) -> None:
+    print(report.summary())
+    for span in report.spans:
+        preview = span.text if len(span.text) <= 60 else span.text[:57] + "..."
+        print(
+            f"  chars {span.text_char}-{span.text_char + span.num_chars} "
+            f"(training char {span.train_char}, {span.num_tokens} tokens): {preview!r}"
+        )
 
 
 def _read_text(path: Path) -> str:
