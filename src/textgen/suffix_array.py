@@ -3,12 +3,14 @@
 The index behind `textgen.novelty`. `build_suffix_array` sorts every suffix of a 1-D id array
 (the token cache's memory map) by prefix doubling in NumPy: the first sort orders the suffixes
 by their first ``w`` tokens packed into one 64-bit key (``w = 63 // bits per token``, 7 for a
-character vocabulary), and each further round sorts by the pair (rank of the first ``h``
-tokens, rank of the next ``h``), doubling ``h`` until all ranks differ. Each round is one
-``argsort`` of n 64-bit keys, O(n log n); the number of rounds grows with the log of the
-longest repeated passage (3-5 for ordinary text, ~log2(n) for a text that repeats itself
-wholesale). Memory peaks at about 30 bytes per token (an int64 key, its argsort and the
-sorted keys, plus an int32 rank); the result is int32 (int64 beyond 2**31 - 1 tokens).
+character vocabulary), and each further round sorts the suffixes whose rank is still shared
+by the pair (rank of the first ``h`` tokens, rank of the next ``h``), doubling ``h`` until all
+ranks differ (Larsson and Sadakane's refinement of Manber and Myers' doubling). The first sort
+is one ``argsort`` of n 64-bit keys, O(n log n); later rounds sort only the suffixes that
+begin repeated passages, so a corpus with long repeats costs more rounds but each is small.
+Memory peaks at about 33 bytes per token during the first sort (the 64-bit keys, their
+argsort, the sorted copy and an int32 rank); the result is int32 (int64 beyond 2**31 - 1
+tokens).
 
 `load_or_build_suffix_array` keeps the result beside the ids as a ``.npy`` file, written to a
 private name and renamed into place, and maps it read-only on later calls. `SuffixArray`
@@ -61,29 +63,60 @@ def build_suffix_array(ids: np.ndarray, vocab_size: int | None = None) -> np.nda
         key[: n - k] |= ids[k:].astype(np.uint64) + np.uint64(1)
     if width > n:
         key <<= np.uint64(bits * (width - n))
-    order, rank, distinct = _sort_and_rank(key)
-    step = width
-    while distinct < n:
-        # Sort by (rank of the first `step` tokens, rank of the next `step` tokens).
-        key = rank.astype(np.int64)
-        key *= n + 1
-        key[: n - step] += rank[step:].astype(np.int64) + 1
-        order, rank, distinct = _sort_and_rank(key)
-        step *= 2
-    return order.astype(index_dtype, copy=False)
-
-
-def _sort_and_rank(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(order, dense rank of each position's key, number of distinct keys)``."""
     order = np.argsort(key)
-    sorted_keys = key[order]
-    changes = np.empty(len(sorted_keys), dtype=bool)
-    changes[0] = False
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=changes[1:])
-    del sorted_keys
-    rank = np.empty(len(order), dtype=np.int32 if len(order) <= _INT32_LIMIT else np.int64)
-    rank[order] = np.cumsum(changes, dtype=rank.dtype)
-    return order, rank, int(rank[order[-1]]) + 1
+    first = _run_starts(key[order])
+    del key
+    # rank[n] = -1 stands for "past the end": it sorts before every rank, with no test.
+    rank = np.empty(n + 1, dtype=index_dtype)
+    rank[n] = -1
+    rank[order] = _head_of_run(first)
+    active = order[_in_long_run(first)]  # positions whose rank is still shared
+    del first, order
+    step = width
+    while active.size:
+        # Refine the shared ranks: sort the unresolved positions by (rank of their first
+        # `step` tokens, rank of the next `step` tokens). Ranks are "how many suffixes sort
+        # before this group", so resolved positions keep their final place and need no work.
+        key = rank[active].astype(np.int64)
+        key *= n + 1
+        following = active + step
+        np.minimum(following, n, out=following)
+        key += rank[following]
+        key += 1
+        del following
+        order = np.argsort(key)
+        key, active = key[order], active[order]
+        del order
+        head = key // (n + 1)
+        first = _run_starts(key)
+        rank[active] = head + _head_of_run(first) - _head_of_run(_run_starts(head))
+        active = active[_in_long_run(first)]
+        step *= 2
+    suffix_array = np.empty(n, dtype=index_dtype)
+    suffix_array[rank[:n]] = np.arange(n, dtype=index_dtype)
+    return suffix_array
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """For sorted ``values``: True where a run of equal values begins."""
+    starts = np.empty(len(values), dtype=bool)
+    starts[:1] = True
+    np.not_equal(values[1:], values[:-1], out=starts[1:])
+    return starts
+
+
+def _head_of_run(starts: np.ndarray) -> np.ndarray:
+    """Index of the first element of each element's run."""
+    index = np.arange(len(starts), dtype=np.int64)
+    index[~starts] = 0
+    return np.maximum.accumulate(index, out=index)
+
+
+def _in_long_run(starts: np.ndarray) -> np.ndarray:
+    """True for elements of runs longer than one."""
+    run = np.cumsum(starts, dtype=np.int64)
+    run -= 1
+    return np.bincount(run)[run] > 1
 
 
 def load_or_build_suffix_array(
