@@ -167,3 +167,24 @@ def test_novelty_finds_a_copied_line_and_reuses_its_index(trained, tmp_path, cap
     assert "copied 0.0% of 86 chars in 0 spans of >= 100 chars" in stdout
     code, _, err = run(["novelty", out, path, "--min-span", "0"], capsys)
     assert code == 1 and "--min-span must be an integer >= 1" in err
+
+
+def test_generate_novelty_reports_each_sample_on_stderr(trained, capsys):
+    from textgen.novelty import NoveltyIndex
+
+    out, _ = trained
+    index = NoveltyIndex.for_run(out)
+    base = ["generate", out, "--prompt", "Shall", "--max-new-tokens", "40", "--device", "cpu"]
+    code, stdout, err = run([*base, "--seed", "1", "--novelty"], capsys)  # streamed
+    assert code == 0, err
+    sample = stdout.removesuffix("\n").removeprefix("Shall")
+    assert err == f"novelty: {index.report(sample).summary()}\n"
+    argv = [*base, "--num-samples", "2", "--novelty", "--novelty-min-span", "3"]
+    code, stdout, err = run(argv, capsys)
+    assert code == 0, err
+    lines = err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("novelty: ") for line in lines)
+    assert "spans of >= 3 chars" in lines[0]
+    code, stdout, err = run([*base, "--novelty", "--novelty-min-span", "0"], capsys)
+    assert (code, stdout) == (1, "")
+    assert "--novelty-min-span must be >= 1, got 0" in err
