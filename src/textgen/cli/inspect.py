@@ -50,7 +50,7 @@ def add_parsers(commands: Any) -> None:
         "plot",
         help="draw loss, learning rate and gradient norm of a run as a PNG",
         description="Plot RUN_DIR/metrics.jsonl: loss (bits per char), learning rate and "
-        "gradient norm against steps. Needs matplotlib: pip install 'textgen[plot]'.",
+        "gradient norm against steps. Needs matplotlib: pip install 'textgen-lstm[plot]'.",
     )
     p.set_defaults(handler=plot)
     p.add_argument("run", metavar="RUN_DIR", help="a run folder, or a metrics.jsonl file")
