@@ -25,6 +25,7 @@ from textgen.data import (
     prepare_corpus,
 )
 from textgen.evaluation import evaluate_split
+from textgen.export import export_model
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
 from textgen.optim import ClipResult, build_optimizer, clip_gradients, l1_penalty
@@ -122,6 +123,7 @@ __all__ = [
     "corpus_path",
     "detach_state",
     "evaluate_split",
+    "export_model",
     "format_run_config",
     "l1_penalty",
     "load_checkpoint",
