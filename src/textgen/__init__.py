@@ -11,7 +11,7 @@ a run is in progress when you have not).
 
 import logging
 
-from textgen.callbacks import Callback, EarlyStopping, SampleCallback
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback, TensorBoardCallback
 from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from textgen.data import (
     Corpus,
@@ -101,6 +101,7 @@ __all__ = [
     "StopMatcher",
     "StreamBatcher",
     "TemperatureProcessor",
+    "TensorBoardCallback",
     "TokenSplit",
     "Tokenizer",
     "TopKProcessor",

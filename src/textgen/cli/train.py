@@ -32,7 +32,18 @@ def add_parsers(commands: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the run's last.pt exactly")
     add_config_flags(p, DataConfig, section="data", title="data and tokenizer")
     add_config_flags(p, ModelConfig, section="model", exclude=("vocab_size",), title="model")
-    add_config_flags(p, TrainConfig, section="train")
+    add_config_flags(p, TrainConfig, section="train", exclude=("tensorboard",))
+    # --tensorboard alone means OUT_DIR/tensorboard, so it takes an optional value.
+    p.add_argument(
+        "--tensorboard",
+        nargs="?",
+        const="",
+        default=argparse.SUPPRESS,
+        dest="train.tensorboard",
+        metavar="DIR",
+        help="write TensorBoard curves and samples to DIR (alone: OUT_DIR/tensorboard; needs "
+        "pip install 'textgen-lstm[tensorboard]') (default: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
             str(Path(s).resolve()) if Path(s).exists() else s for s in args.data
         )
     plan = plan_run(settings, resume=args.resume)  # every check before any data is read
-    trainer = build_trainer(plan)
+    try:
+        trainer = build_trainer(plan)
+    except ImportError as error:  # an optional package (tensorboard) missing: one line
+        raise ValueError(str(error)) from None
     model, corpus, out = trainer.model, trainer.corpus, plan.train.out_dir
     if plan.train.progress:
         print(
