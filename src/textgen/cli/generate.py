@@ -9,7 +9,7 @@ from typing import Any
 
 from textgen.checkpoint import load_checkpoint
 from textgen.cli.flags import add_config_flags, given_values
-from textgen.runtime import resolve_device
+from textgen.runtime import describe_device, resolve_device
 from textgen.sampler import SampleConfig, Sampler
 
 
@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         prompt = prompt_path.read_text(encoding="utf-8")
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)
+    if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
+        print(describe_device(args.device, device), file=sys.stderr)
     sampler = Sampler(checkpoint.build_model(device), checkpoint.tokenizer)
     texts: list[str] = []
     if not args.no_stream and config.num_samples == 1 and config.num_beams == 1:

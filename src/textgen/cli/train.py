@@ -14,6 +14,7 @@ from textgen.data import DataConfig
 from textgen.model import ModelConfig
 from textgen.run_config import read_run_config
 from textgen.runs import build_trainer, plan_run
+from textgen.runtime import describe_device
 from textgen.train_config import TrainConfig
 
 
@@ -64,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(str(error)) from None
     model, corpus, out = trainer.model, trainer.corpus, plan.train.out_dir
     if plan.train.progress:
+        device = describe_device(plan.train.device, trainer.device).removeprefix("device: ")
         print(
             f"training a {model.config.num_layers}-layer {model.config.cell.upper()} "
             f"({model.num_parameters():,} parameters) on {corpus.train.num_tokens:,} "
             f"{corpus.tokenizer.kind} tokens (vocabulary {corpus.tokenizer.vocab_size}) on "
-            f"{trainer.device} in {trainer.precision}; run folder {out}",
+            f"{device} in {trainer.precision}; run folder {out}",
             file=sys.stderr,
         )
     result = trainer.fit(resume=plan.resume)
