@@ -11,7 +11,7 @@ a run is in progress when you have not).
 
 import logging
 
-from textgen.callbacks import Callback, EarlyStopping, SampleCallback
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback, TensorBoardCallback
 from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from textgen.data import (
     Corpus,
@@ -26,6 +26,7 @@ from textgen.data import (
 )
 from textgen.evaluation import evaluate_split
 from textgen.explain import Explanation, TokenExplanation, explain
+from textgen.export import export_model
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
 from textgen.novelty import CopiedSpan, NoveltyIndex, NoveltyReport, novelty_report
@@ -107,6 +108,7 @@ __all__ = [
     "StreamBatcher",
     "TemperatureProcessor",
     "TokenExplanation",
+    "TensorBoardCallback",
     "TokenSplit",
     "Tokenizer",
     "TopKProcessor",
@@ -130,6 +132,7 @@ __all__ = [
     "detach_state",
     "evaluate_split",
     "explain",
+    "export_model",
     "format_run_config",
     "l1_penalty",
     "load_checkpoint",

@@ -184,6 +184,38 @@ class Generation:
     score: float | None = field(default=None)
 
 
+#: Hugging Face ``generate()`` names accepted as keyword overrides: name -> (SampleConfig field,
+#: value converter).
+HF_ALIASES = {
+    "do_sample": ("greedy", lambda value: not value),
+    "num_return_sequences": ("num_samples", lambda value: value),
+}
+
+
+def _hugging_face_aliases(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Translate Hugging Face's ``do_sample`` (``greedy = not do_sample``) and
+    ``num_return_sequences`` (``num_samples``) into `SampleConfig` fields.
+
+    Raises:
+        InvalidValueError: an alias and its field are both given with different meanings.
+    """
+    overrides = dict(overrides)
+    for alias, (name, convert) in HF_ALIASES.items():
+        if alias not in overrides:
+            continue
+        value = overrides.pop(alias)
+        if alias == "do_sample":
+            value = check_bool("do_sample", value)
+        converted = convert(value)
+        if name in overrides and overrides[name] != converted:
+            raise InvalidValueError(
+                (alias, name),
+                f"{alias}={value!r} contradicts {name}={overrides[name]!r}; give one of them",
+            )
+        overrides[name] = converted
+    return overrides
+
+
 def _encode(tokenizer: Tokenizer, text: str, what: str) -> list[int]:
     try:
         return tokenizer.encode(text)
@@ -243,7 +275,10 @@ class Sampler:
             prompt: text to continue ("" starts from `start_token_id`).
             config: sampling settings (default `SampleConfig()`).
             logits_processors: the caller's processors, applied after the built-in ones.
-            **overrides: `SampleConfig` fields replacing those of ``config``.
+            **overrides: `SampleConfig` fields replacing those of ``config``. Hugging Face's
+                names are accepted too: ``do_sample`` (``greedy = not do_sample``) and
+                ``num_return_sequences`` (``num_samples``); giving an alias and its field with
+                different meanings is an error.
 
         Returns:
             One `Generation` per sample (per beam with ``num_beams > 1``; see `beam_search`).
@@ -367,13 +402,22 @@ class Sampler:
         config = SampleConfig() if config is None else config
         if not isinstance(config, SampleConfig):
             raise TypeError(f"config must be a SampleConfig, got {type(config).__name__}")
+        beam_sampling = overrides.get("do_sample") is True
+        overrides = _hugging_face_aliases(overrides)
         names = {f.name for f in dataclasses.fields(SampleConfig)}
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise TypeError(
                 f"unknown sampling option(s) {', '.join(unknown)}; expected SampleConfig fields"
             )
-        return dataclasses.replace(config, **overrides) if overrides else config
+        config = dataclasses.replace(config, **overrides) if overrides else config
+        if beam_sampling and config.num_beams > 1:
+            raise InvalidValueError(
+                "do_sample",
+                "do_sample=True with num_beams > 1 (Hugging Face's beam sampling) is not "
+                "supported; beam search here is deterministic: use do_sample=False",
+            )
+        return config
 
     def _prompt(self, prompt: str) -> tuple[list[int], list[int]]:
         """(model input, history for processors) for ``prompt``."""

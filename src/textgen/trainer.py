@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from textgen.callbacks import Callback, EarlyStopping, SampleCallback
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback, TensorBoardCallback
 from textgen.checkpoint import load_checkpoint
 from textgen.data import Corpus, TokenSplit
 from textgen.evaluation import evaluate_split
@@ -128,6 +128,9 @@ class Trainer:
             self.callbacks.append(SampleCallback(config.sample_every, config.sample_length))
         if config.early_stopping_patience:
             self.callbacks.append(EarlyStopping(config.early_stopping_patience))
+        if config.tensorboard is not None:
+            log_dir = config.tensorboard or str(Path(config.out_dir) / "tensorboard")
+            self.callbacks.append(TensorBoardCallback(log_dir, every=config.log_every))
         self.run_folder = RunFolder(Path(config.out_dir), progress=config.progress)
         self.guard = DivergenceGuard(self.model, self.optimizer, config.max_nan_retries)
         self.gradient_watch = GradientWatch(config.clip_norm)

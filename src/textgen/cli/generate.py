@@ -14,7 +14,7 @@ from typing import Any
 from textgen.checkpoint import load_checkpoint
 from textgen.cli.flags import add_config_flags, given_values
 from textgen.novelty import NoveltyIndex
-from textgen.runtime import resolve_device
+from textgen.runtime import describe_device, resolve_device
 from textgen.sampler import SampleConfig, Sampler
 
 
@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.novelty_min_span < 1:
         raise ValueError(f"--novelty-min-span must be >= 1, got {args.novelty_min_span}")
     novelty = NoveltyIndex.for_run(args.checkpoint) if args.novelty else None
+    if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
+        print(describe_device(args.device, device), file=sys.stderr)
     sampler = Sampler(checkpoint.build_model(device), checkpoint.tokenizer)
     texts: list[str] = []
     if not args.no_stream and config.num_samples == 1 and config.num_beams == 1:

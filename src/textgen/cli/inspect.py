@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from textgen.data import prepare_corpus
 from textgen.evaluation import evaluate_split
 from textgen.plot import plot_metrics
 from textgen.run_config import describe_run, format_run_config
-from textgen.runtime import resolve_device
+from textgen.runtime import describe_device, resolve_device
 
 
 def add_parsers(commands: Any) -> None:
@@ -50,7 +51,7 @@ def add_parsers(commands: Any) -> None:
         "plot",
         help="draw loss, learning rate and gradient norm of a run as a PNG",
         description="Plot RUN_DIR/metrics.jsonl: loss (bits per char), learning rate and "
-        "gradient norm against steps. Needs matplotlib: pip install 'textgen[plot]'.",
+        "gradient norm against steps. Needs matplotlib: pip install 'textgen-lstm[plot]'.",
     )
     p.set_defaults(handler=plot)
     p.add_argument("run", metavar="RUN_DIR", help="a run folder, or a metrics.jsonl file")
@@ -65,6 +66,8 @@ def evaluate(args: argparse.Namespace) -> int:
     split = prepare_corpus(
         args.files, checkpoint.tokenizer, val_fraction=0.0, cache_dir=args.cache_dir
     ).train
+    if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
+        print(describe_device(args.device, device), file=sys.stderr)
     metrics = evaluate_split(model, split, batch_size=args.batch_size, seq_len=args.seq_len)
     if args.json:
         print(json.dumps(metrics))
