@@ -151,59 +151,68 @@ class Trainer:
 
         Raises:
             CheckpointError: ``resume`` is set and ``last.pt`` is missing or unreadable.
+            RunFolderBusyError: another process is training into ``out_dir``.
+            StorageError: a checkpoint or ``metrics.jsonl`` could not be written (disk full,
+                no permission); the previous ``last.pt`` is intact, resume from it.
             ValueError: ``out_dir`` already holds a run and neither ``resume`` nor
                 ``config.overwrite`` is set (a run is never replaced by accident), or the
                 resumed run was made with different fixed settings.
             TrainingDivergedError: the loss stayed non-finite after ``max_nan_retries`` rollbacks.
         """
         config, folder = self.config, self.run_folder
-        if resume:
-            restore_training_state(self, load_checkpoint(folder.last_path))
-            self._saved_at = self.step  # last.pt is exactly this state: no need to write it again
-        elif not config.overwrite:
-            folder.refuse_existing_run()
-        last_metrics: dict[str, Any] = {}
-        # From here on, Ctrl-C / SIGTERM finish the current step, save last.pt and return.
-        with on_stop_signals(lambda: self.request_stop("signal")):
-            folder.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
-            try:
-                folder.log(self._start_record(resume))
-                self.guard.mark_good()
-                for callback in self.callbacks:
-                    callback.on_train_begin(self)
-                start = time.perf_counter() - self.elapsed
-                batches = self._batches()
-                while (stopped_by := self._stop_reason(start)) is None:
-                    metrics = self.train_step(*next(batches))
-                    self.elapsed = time.perf_counter() - start
-                    if self.time_plan is not None:
-                        self._follow_time_plan(self.time_plan.observe(self.step, self.elapsed))
-                    metrics.update(epoch=self.batcher.epoch, elapsed=round(self.elapsed, 3))
-                    if metrics.get("skipped"):  # a non-finite step was rolled back: record it
-                        folder.log(metrics)
-                        continue
-                    last_metrics = metrics
-                    if self.step % config.log_every == 0:
-                        folder.log(metrics)
-                    folder.progress(metrics, refresh_postfix=self.step % 5 == 0)
+        # One writer per run folder, for the whole run (the kernel frees it if we die).
+        with folder.lock:
+            if resume:
+                restore_training_state(self, load_checkpoint(folder.last_path))
+                self._saved_at = (
+                    self.step
+                )  # last.pt is exactly this state: no need to write it again
+            elif not config.overwrite:
+                folder.refuse_existing_run()
+            last_metrics: dict[str, Any] = {}
+            # From here on, Ctrl-C / SIGTERM finish the current step, save last.pt and return.
+            with on_stop_signals(lambda: self.request_stop("signal")):
+                folder.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
+                try:
+                    folder.log(self._start_record(resume))
+                    self.guard.mark_good()
                     for callback in self.callbacks:
-                        callback.on_step_end(self, metrics)
-                    if self.step % config.eval_every == 0:
-                        self._validate_and_checkpoint()
-                if last_metrics and self.step % config.log_every:  # the last step is logged
-                    folder.log(last_metrics)
-                if self._saved_at != self.step:
-                    if stopped_by in ("signal", "callback"):
-                        self._save("last")  # an interruption: keep the exact state, no validation
-                    else:
-                        self._validate_and_checkpoint()
-                result = TrainResult(
-                    self.step, self.batcher.epoch, stopped_by, self.best_val_loss, last_metrics
-                )
-                for callback in self.callbacks:
-                    callback.on_train_end(self, result)
-            finally:
-                folder.close()
+                        callback.on_train_begin(self)
+                    start = time.perf_counter() - self.elapsed
+                    batches = self._batches()
+                    while (stopped_by := self._stop_reason(start)) is None:
+                        metrics = self.train_step(*next(batches))
+                        self.elapsed = time.perf_counter() - start
+                        if self.time_plan is not None:
+                            self._follow_time_plan(self.time_plan.observe(self.step, self.elapsed))
+                        metrics.update(epoch=self.batcher.epoch, elapsed=round(self.elapsed, 3))
+                        if metrics.get("skipped"):  # a non-finite step was rolled back: record it
+                            folder.log(metrics)
+                            continue
+                        last_metrics = metrics
+                        if self.step % config.log_every == 0:
+                            folder.log(metrics)
+                        folder.progress(metrics, refresh_postfix=self.step % 5 == 0)
+                        for callback in self.callbacks:
+                            callback.on_step_end(self, metrics)
+                        if self.step % config.eval_every == 0:
+                            self._validate_and_checkpoint()
+                    if last_metrics and self.step % config.log_every:  # the last step is logged
+                        folder.log(last_metrics)
+                    if self._saved_at != self.step:
+                        if stopped_by in ("signal", "callback"):
+                            self._save(
+                                "last"
+                            )  # an interruption: keep the exact state, no validation
+                        else:
+                            self._validate_and_checkpoint()
+                    result = TrainResult(
+                        self.step, self.batcher.epoch, stopped_by, self.best_val_loss, last_metrics
+                    )
+                    for callback in self.callbacks:
+                        callback.on_train_end(self, result)
+                finally:
+                    folder.close()
         return result
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:

@@ -15,10 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from textgen import __version__
+from textgen.atomic import StorageError
 from textgen.checkpoint import CheckpointError
 from textgen.cli import generate, inspect, train
 from textgen.cli.flags import flag_message
 from textgen.health import TrainingDivergedError
+from textgen.lockfile import RunFolderBusyError
 from textgen.run_folder import console_messages
 from textgen.validation import InvalidTypeError
 
@@ -32,6 +34,8 @@ _USER_ERRORS = (
     PermissionError,
     CheckpointError,
     TrainingDivergedError,
+    RunFolderBusyError,
+    StorageError,
 )
 
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from textgen.atomic import atomic_write_text
 from textgen.validation import check_choice
 
 TOKENIZER_FORMAT_VERSION = 1
@@ -113,7 +114,7 @@ class Tokenizer(ABC):
 
     def save(self, path: str | Path) -> None:
         """Write the JSON form to ``path`` (UTF-8)."""
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        atomic_write_text(path, self.to_json(), what="tokenizer")
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
