@@ -100,8 +100,9 @@ class TemperatureProcessor(LogitsProcessor):
         self.temperature = check_float("temperature", temperature)
         if self.temperature <= 0:
             raise InvalidValueError(
-                "temperature",
-                f"temperature must be > 0, got {temperature!r}; use greedy decoding instead of 0",
+                ("temperature", "greedy"),
+                f"temperature must be > 0, got {temperature!r}; for the most likely token at "
+                "every step use greedy=True instead",
             )
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from typing import Any
 
 from textgen.checkpoint import load_checkpoint
 from textgen.data import prepare_corpus
+from textgen.data.sources import ENCODING_ERRORS
 from textgen.evaluation import evaluate_split
 from textgen.plot import plot_metrics
 from textgen.run_config import describe_run, format_run_config
@@ -30,6 +31,13 @@ def add_parsers(commands: Any) -> None:
         "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
     )
     p.add_argument("--cache-dir", help="where encoded token ids are cached (default: ~/.cache)")
+    p.add_argument(
+        "--encoding-errors",
+        choices=ENCODING_ERRORS,
+        default="strict",
+        help="bytes that are not UTF-8: stop with an error naming the file, or replace them "
+        "(default: strict)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = commands.add_parser(
@@ -63,7 +71,11 @@ def evaluate(args: argparse.Namespace) -> int:
     model = checkpoint.build_model(device)
     # The whole text, encoded (and cached) with the model's own tokenizer: no split.
     split = prepare_corpus(
-        args.files, checkpoint.tokenizer, val_fraction=0.0, cache_dir=args.cache_dir
+        args.files,
+        checkpoint.tokenizer,
+        val_fraction=0.0,
+        cache_dir=args.cache_dir,
+        errors=args.encoding_errors,
     ).train
     metrics = evaluate_split(model, split, batch_size=args.batch_size, seq_len=args.seq_len)
     if args.json:

@@ -54,7 +54,8 @@ class Corpus:
     """A prepared corpus: fitted tokenizer, train ids, optional validation ids.
 
     Attributes:
-        tokenizer: fitted on the training split only.
+        tokenizer: fitted on the training split (a character tokenizer's alphabet comes from
+            both splits: `Tokenizer.fits_alphabet_only`).
         train: training split.
         val: validation split, or None when ``val_fraction=0`` and no ``val_sources``.
         cache_path: folder holding the cached arrays and ``meta.json``.

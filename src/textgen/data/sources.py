@@ -142,9 +142,10 @@ def _decode(segment: Segment, blocks: Iterable[bytes], start: int, errors: str) 
             text = decoder.decode(block, final=not block)
         except UnicodeDecodeError as error:
             where = " of the decompressed data" if segment.compressed else ""
-            raise ValueError(
+            raise InvalidValueError(
+                "encoding_errors",
                 f"{segment.name}: invalid UTF-8 at byte offset {base + error.start}{where} "
-                f"({error.reason}); pass errors='replace' to replace bad bytes"
+                f"({error.reason}); use encoding_errors='replace' to replace bad bytes",
             ) from None
         consumed += len(block)
         if text:

@@ -27,6 +27,9 @@ UNK_TOKEN = "<unk>"
 class UnknownTokenError(ValueError):
     """Text holds a symbol outside the vocabulary and the tokenizer was told not to map it."""
 
+    #: the setting that changes this (a front end names its own spelling of it)
+    parameters: tuple[str, ...] = ("unknown",)
+
 
 class Tokenizer(ABC):
     """The interface every tokenizer implements.
@@ -36,6 +39,11 @@ class Tokenizer(ABC):
     """
 
     kind: ClassVar[str] = ""
+    #: True when `fit` only collects the text's symbols and learns no statistics from it (the
+    #: character tokenizer): `prepare_corpus` then fits it on the validation text too, so a
+    #: symbol that occurs only there (common in Chinese or Japanese text, or any text with rare
+    #: symbols) is still encodable. The validation text contributes its alphabet, no counts.
+    fits_alphabet_only: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, texts: Iterable[str]) -> Tokenizer:
