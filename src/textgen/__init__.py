@@ -30,6 +30,7 @@ from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, s
 from textgen.optim import ClipResult, build_optimizer, clip_gradients, l1_penalty
 from textgen.plot import plot_metrics
 from textgen.processors import (
+    BannedStringsProcessor,
     BannedTokensProcessor,
     FrequencyPenaltyProcessor,
     LogitsProcessor,
@@ -68,6 +69,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BPETokenizer",
+    "BannedStringsProcessor",
     "BannedTokensProcessor",
     "Callback",
     "CharTokenizer",

@@ -24,7 +24,7 @@ import torch
 from textgen.callbacks import Callback, EarlyStopping, SampleCallback
 from textgen.checkpoint import load_checkpoint
 from textgen.data import Corpus, TokenSplit
-from textgen.evaluation import evaluate_split
+from textgen.evaluation import evaluate_split, unk_warning
 from textgen.health import DivergenceGuard, GradientWatch, TrainingDivergedError
 from textgen.loss import compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, State, detach_state
@@ -140,6 +140,7 @@ class Trainer:
         self.state: State | None = None
         self._stop_request: str | None = None
         self._saved_at = -1
+        self._warned_unk = False
 
     # ------------------------------------------------------------------ the training story
     def fit(self, *, resume: bool = False) -> TrainResult:
@@ -312,6 +313,7 @@ class Trainer:
             seq_len=self.config.seq_len,
             max_batches=self.config.eval_batches,
             autocast=self._autocast,
+            unk_id=self.tokenizer.unk_id,
         )
 
     # ------------------------------------------------------------------ stopping
@@ -359,6 +361,14 @@ class Trainer:
                 "val_tokens": result["tokens"],
                 "val_scope": "full" if result["complete"] else "sample",
             }
+            if "unk_share" in result:
+                metrics.update(
+                    val_unk_tokens=result["unk_tokens"], val_unk_share=result["unk_share"]
+                )
+                warning = unk_warning(result, "the validation text")
+                if warning and not self._warned_unk:
+                    self._warned_unk = True
+                    self.run_folder.warn(warning)
             self.run_folder.log_validation(metrics)
             improved = self.best_val_loss is None or result["loss"] < self.best_val_loss
             if improved:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from textgen.checkpoint import load_checkpoint
 from textgen.data import prepare_corpus
 from textgen.data.sources import ENCODING_ERRORS
-from textgen.evaluation import evaluate_split
+from textgen.evaluation import evaluate_split, unk_warning
 from textgen.plot import plot_metrics
 from textgen.run_config import describe_run, format_run_config
 from textgen.runtime import resolve_device
@@ -77,7 +78,16 @@ def evaluate(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         errors=args.encoding_errors,
     ).train
-    metrics = evaluate_split(model, split, batch_size=args.batch_size, seq_len=args.seq_len)
+    metrics = evaluate_split(
+        model,
+        split,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        unk_id=checkpoint.tokenizer.unk_id,
+    )
+    warning = unk_warning(metrics, "the text")
+    if warning:
+        print(f"textgen evaluate: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics))
         return 0
@@ -86,6 +96,8 @@ def evaluate(args: argparse.Namespace) -> int:
     for name in ("perplexity", "bits_per_token", "bits_per_char", "bits_per_byte"):
         value = metrics[name]
         print(f"{name.replace('_', ' '):<15} {'n/a' if value is None else f'{value:.4f}'}")
+    if "unk_tokens" in metrics:
+        print(f"unk tokens      {metrics['unk_tokens']:,} ({metrics['unk_share']:.2%})")
     return 0
 
 
