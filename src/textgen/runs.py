@@ -76,6 +76,10 @@ def plan_run(settings: Mapping[str, Mapping[str, Any]], *, resume: bool = False)
     model_given = dict(settings.get("model", {}))
     train_given = dict(settings.get("train", {}))
     out = Path(train_given.get("out_dir", TrainConfig().out_dir))
+    if out.exists() and not out.is_dir():
+        raise InvalidValueError(
+            "out_dir", f"out_dir {out} is a file, not a folder; give a folder for the run"
+        )
     RunLock(out).check()  # a folder another run is writing into is refused before any work
     if not resume:
         train = TrainConfig.from_dict(train_given)
@@ -118,9 +122,9 @@ def _saved_data(out: Path, given: dict[str, Any], tokenizer_kind: str) -> DataCo
     saved = load_run_data(out)
     if saved is None and "sources" not in given:
         raise InvalidValueError(
-            "sources",
+            ("sources", "val_files", "val_fraction"),
             f"{out} has no data.json saying what text it was trained on (a run made from "
-            "Python?); give the same sources (and val_files / val_fraction) again",
+            "Python?); give the same text again (and the same val_files or val_fraction)",
         )
     return saved or DataConfig(tokenizer=tokenizer_kind)
 

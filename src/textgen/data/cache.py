@@ -28,7 +28,7 @@ import numpy as np
 from textgen.atomic import storage_error
 from textgen.tokenizers import Tokenizer, UnknownTokenError, tokenizer_from_dict
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: a byte-order mark starting a file is no longer text
 logger = logging.getLogger(__name__)
 
 
