@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textgen.checkpoint import load_checkpoint
 from textgen.cli.flags import add_config_flags, given_values
-from textgen.runtime import resolve_device
 from textgen.sampler import SampleConfig, Sampler
 
 
@@ -40,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
             what = "is not a file" if prompt_path.exists() else "does not exist"
             raise FileNotFoundError(f"prompt file {prompt_path} {what}")
         prompt = prompt_path.read_text(encoding="utf-8")
-    device = resolve_device(args.device)
-    checkpoint = load_checkpoint(args.checkpoint)
-    sampler = Sampler(checkpoint.build_model(device), checkpoint.tokenizer)
+    sampler = Sampler.from_checkpoint(args.checkpoint, device=args.device)
     texts: list[str] = []
     if not args.no_stream and config.num_samples == 1 and config.num_beams == 1:
         pieces = [prompt]
