@@ -196,6 +196,14 @@ class DataConfig:
         }
         return build_tokenizer(self.tokenizer, **options)
 
+    def text_chunks(self) -> Iterator[str]:
+        """The text of ``sources`` and ``val_files``, in chunks: what a fitted tokenizer will
+        have to encode (fine-tuning looks in it for symbols the vocabulary lacks)."""
+        for sources in (self.sources, self.val_files or ()):
+            if sources:
+                stream = scan(resolve_sources(sources, self.pattern), self.encoding_errors)
+                yield from _chunks(stream, 0, stream.num_bytes, self.encoding_errors)
+
     def prepare(self, tokenizer: Tokenizer | None = None) -> Corpus:
         """Read, split, tokenize and cache the text: `prepare_corpus` with these settings.
 
