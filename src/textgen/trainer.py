@@ -404,6 +404,8 @@ class Trainer:
                 "device": str(self.device),
                 "precision": self.precision,
                 "train_config": asdict(self.config),
+                # how the text was cut into documents: samplers start a new one from end-of-text
+                "documents": self.corpus.documents,
             },
         )
         if name == "last":
