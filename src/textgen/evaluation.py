@@ -2,7 +2,9 @@
 
 Used by `Trainer.evaluate` for validation and by ``textgen evaluate`` for any text file. The
 windows come from `StreamBatcher.for_evaluation`, the training batcher's stream layout with
-the trailing partial window kept, so evaluation and training cut a text the same way.
+the trailing partial window kept, so evaluation and training cut a text the same way. Under
+``torchrun`` each process scores its own share of the streams and the sums are added up over
+the processes, so every process reports the figures one process would.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import torch
 
+from textgen import distributed
 from textgen.data import StreamBatcher, TokenSplit
 from textgen.loss import compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel
@@ -28,6 +31,8 @@ def evaluate_split(
     seq_len: int = 256,
     max_batches: int | None = None,
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> dict[str, Any]:
     """Cross-entropy of ``model`` over a token stream, with the state carried across windows.
 
@@ -42,6 +47,10 @@ def evaluate_split(
         seq_len: T, tokens per window (the last window may be shorter).
         max_batches: score only the first this many windows; None: all of them.
         autocast: a context manager factory entered around each forward (mixed precision).
+        rank: under ``torchrun``, this process's share of the streams (a contiguous range;
+            every process must call this function, as the sums are added up over them).
+        world_size: processes sharing the work; ``batch_size`` is per process, so the text is
+            cut into at most ``batch_size * world_size`` streams, as by one process of that batch.
 
     Returns:
         ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte",
@@ -57,22 +66,31 @@ def evaluate_split(
         raise InvalidTypeError("split", f"split must be a TokenSplit, got {type(split).__name__}")
     max_batches = check_optional_int("max_batches", max_batches, minimum=1)
     device = next(model.parameters()).device
-    batcher = StreamBatcher.for_evaluation(split.ids, batch_size, seq_len, device=device)
+    batcher = StreamBatcher.for_evaluation(
+        split.ids, batch_size * world_size, seq_len, device=device
+    )
     num_batches = len(batcher) if max_batches is None else min(max_batches, len(batcher))
+    # This process's streams; a short split may leave a process none (it then adds zeros).
+    streams = batcher.batch_size
+    rows = slice(rank * streams // world_size, (rank + 1) * streams // world_size)
     was_training = model.training
     model.eval()
-    nats, total_tokens, state = torch.zeros((), device=device, dtype=torch.float64), 0, None
+    sums = torch.zeros(2, device=device, dtype=torch.float64)  # nats, tokens
+    state = None
     try:
-        for index in range(num_batches):
+        for index in range(num_batches if rows.start < rows.stop else 0):
             x, y = batcher.get_batch(index)
+            x, y = x[rows], y[rows]
             with autocast():
                 # The batcher built int64 (B, T) ids and the state is the model's own: no checks.
                 logits, state = model(x, state, check=False)
-            nats += sequence_cross_entropy(logits.float(), y, reduction="sum")  # no device sync
-            total_tokens += y.numel()
+            sums[0] += sequence_cross_entropy(logits.float(), y, reduction="sum")  # no sync
+            sums[1] += y.numel()
     finally:
         model.train(was_training)
-    total_nats = float(nats.item())
+    if world_size > 1:
+        distributed.all_reduce(sums)
+    total_nats, total_tokens = float(sums[0]), int(sums[1])
     metrics = compute_metrics(
         total_nats,
         total_tokens,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from textgen import distributed
 from textgen.callbacks import Callback
 from textgen.checkpoint import load_checkpoint
 from textgen.data import DataConfig
@@ -98,16 +99,24 @@ def build_trainer(plan: RunPlan, *, callbacks: Sequence[Callback] = ()) -> Train
     """Prepare the corpus, build the model (seeded by ``train.seed``) and return the Trainer.
 
     A new run's ``data.json`` is written into the run folder, so a resume reads the same text.
+    Under ``torchrun`` the process group is joined first; the tokenizer is fitted and the text
+    encoded once per machine (local rank 0; the other ranks then read its cache), and only
+    rank 0 writes ``data.json``.
     """
-    corpus = plan.data.prepare(plan.tokenizer)
+    distributed.setup(plan.train.device)
+    corpus = distributed.main_first(lambda: plan.data.prepare(plan.tokenizer), local=True)
     seed_everything(plan.train.seed)  # the seed decides the initial weights too
     model_config = ModelConfig(**{"vocab_size": corpus.tokenizer.vocab_size, **plan.model})
     trainer = Trainer(LSTMLanguageModel(model_config), corpus, plan.train, callbacks=callbacks)
     if not plan.resume:
         out = Path(plan.train.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        save_run_data(out, plan.data)
+        distributed.on_main(lambda: _write_run_data(out, plan.data))
     return trainer
+
+
+def _write_run_data(out: Path, data: DataConfig) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    save_run_data(out, data)
 
 
 def _saved_data(out: Path, given: dict[str, Any], tokenizer_kind: str) -> DataConfig:

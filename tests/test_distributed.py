@@ -1,0 +1,199 @@
+"""Distributed training (torchrun / DDP): sharded batching, the process-group helpers, and real
+2-process Gloo runs on the CPU compared with one process of twice the batch."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from _distributed_worker import corpus_of, small_model, spawn_ranks, train_config
+from textgen import distributed
+from textgen.checkpoint import load_checkpoint
+from textgen.data import RandomWindowBatcher, StreamBatcher
+from textgen.sampler import Sampler
+from textgen.trainer import Trainer
+
+
+def shards(make, world_size):
+    return [make(rank=r, world_size=world_size) for r in range(world_size)]
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_stream_shards_are_one_process_of_the_global_batch_split_by_rows(world_size):
+    ids = np.arange(500, dtype=np.int32)
+    whole = StreamBatcher(ids, batch_size=2 * world_size, seq_len=5)
+    parts = shards(lambda **k: StreamBatcher(ids, 2, 5, **k), world_size)
+    assert all(len(p) == len(whole) for p in parts)
+    for index in range(len(whole)):
+        x, y = whole.get_batch(index)
+        pieces = [p.get_batch(index) for p in parts]
+        assert torch.equal(torch.cat([px for px, _ in pieces]), x)
+        assert torch.equal(torch.cat([py for _, py in pieces]), y)
+
+
+def test_stream_shards_keep_every_stream_on_one_rank_across_batches():
+    ids = np.arange(200, dtype=np.int32)
+    rank1 = StreamBatcher(ids, 2, 4, rank=1, world_size=2)  # streams 2 and 3 of 4 (L=49)
+    first, second = rank1.get_batch(0)[0], rank1.get_batch(1)[0]
+    assert first.tolist() == [[98, 99, 100, 101], [147, 148, 149, 150]]
+    assert (second[:, 0] == first[:, -1] + 1).all()  # each row continues its own stream
+
+
+def test_random_window_shards_split_one_shared_permutation():
+    ids = np.arange(400, dtype=np.int32)
+    whole = RandomWindowBatcher(ids, 6, 4, seed=3, drop_last=True)
+    parts = shards(lambda **k: RandomWindowBatcher(ids, 3, 4, seed=3, drop_last=True, **k), 2)
+    assert len(parts[0]) == len(whole) == 99 // 6
+    for index in range(len(whole)):
+        x, _ = whole.get_batch(index, epoch=1)
+        assert torch.equal(torch.cat([p.get_batch(index, epoch=1)[0] for p in parts]), x)
+
+
+def test_sharded_batchers_refuse_what_cannot_be_shared():
+    ids = np.arange(400, dtype=np.int32)
+    with pytest.raises(ValueError, match="drop_last=True"):
+        RandomWindowBatcher(ids, 3, 4, seed=0, rank=0, world_size=2)
+    with pytest.raises(ValueError, match="rank"):
+        StreamBatcher(ids, 2, 4, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="batch_size=8"):  # 4 per process x 2 processes
+        StreamBatcher(np.arange(30, dtype=np.int32), 4, 4, rank=0, world_size=2)
+
+
+def test_cursor_records_the_world_size_and_old_cursors_mean_one_process():
+    ids = np.arange(400, dtype=np.int32)
+    two = StreamBatcher(ids, 2, 4, rank=1, world_size=2)
+    state = two.state_dict()
+    assert state["world_size"] == 2
+    with pytest.raises(ValueError, match="world_size=2.*world_size=1"):
+        StreamBatcher(ids, 2, 4).load_state_dict(state)
+    old = {k: v for k, v in StreamBatcher(ids, 2, 4).state_dict().items() if k != "world_size"}
+    StreamBatcher(ids, 2, 4).load_state_dict({**old, "batch": 3})  # saved before world_size
+
+
+def test_one_process_helpers_are_no_ops(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.setup("cpu") == torch.device("cpu")
+    assert (distributed.world_size(), distributed.rank(), distributed.is_main()) == (1, 0, True)
+    value = torch.tensor([1.0, 2.0])
+    assert distributed.all_reduce(value).tolist() == [1.0, 2.0]
+    assert distributed.gather_to_main("x") == ["x"]
+    assert distributed.main_first(lambda: 7) == 7
+    distributed.agree(None)
+    distributed.barrier()
+    distributed.shutdown()
+
+
+def test_malformed_launch_variables_are_named(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(distributed.DistributedError, match="WORLD_SIZE='two'"):
+        distributed.setup("cpu")
+
+
+# ---------------------------------------------------------------- 2 real processes (Gloo, CPU)
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """One 2-process run of `_distributed_worker.scenario` (several small runs), shared by the
+    tests below: starting processes is the slow part."""
+    root = tmp_path_factory.mktemp("ddp")
+    return root, spawn_ranks(root)
+
+
+def one_process(root, batching):
+    """The reference: one process with the global batch (2 x 2 rows)."""
+    corpus = corpus_of(root)
+    out = root / f"{batching}-1"
+    trainer = Trainer(
+        small_model(corpus), corpus, train_config(out, batch_size=4, batching=batching)
+    )
+    return trainer.fit(), out
+
+
+def records(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batching", ["stream", "random"])
+def test_two_ranks_of_batch_b_train_like_one_process_of_batch_2b(two_ranks, batching):
+    root, ranks = two_ranks
+    single, single_out = one_process(root, batching)
+    for seen in ranks:  # every rank reports the same validation
+        assert seen[batching]["step"] == single.step == 12
+        assert seen[batching]["best_val_loss"] == pytest.approx(single.best_val_loss, rel=1e-3)
+    two = [r for r in records(root / f"{batching}-2") if "val_loss" in r]
+    one = [r for r in records(single_out) if "val_loss" in r]
+    assert [r["val_loss"] for r in two] == pytest.approx([r["val_loss"] for r in one], rel=1e-3)
+    assert two[-1]["val_tokens"] == one[-1]["val_tokens"]
+    weights_two = load_checkpoint(root / f"{batching}-2" / "last.pt").model_state
+    weights_one = load_checkpoint(single_out / "last.pt").model_state
+    for name, value in weights_one.items():
+        torch.testing.assert_close(weights_two[name], value, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_only_rank_0_writes_and_logs_each_step_once(two_ranks):
+    root, _ = two_ranks  # rank 1 had save_checkpoint replaced by a function that fails
+    out = root / "stream-2"
+    assert {p.name for p in out.iterdir()} == {
+        "best.pt",
+        "last.pt",
+        "metrics.jsonl",
+        "train_config.json",
+    }
+    logged = records(out)
+    train = [r["step"] for r in logged if "train_loss" in r]
+    assert train == list(range(1, 13))
+    start = logged[0]
+    assert (start["world_size"], start["global_batch_size"]) == (2, 4)
+    assert all(r["tokens_per_s"] > 0 for r in logged if "train_loss" in r)
+    meta = load_checkpoint(out / "last.pt").metadata
+    assert (meta["world_size"], meta["global_batch_size"], meta["tokens_seen"]) == (
+        2,
+        4,
+        12 * 4 * 16,
+    )
+
+
+@pytest.mark.slow
+def test_two_rank_resume_is_bitwise_exact_even_when_one_rank_asks_to_stop(two_ranks):
+    root, ranks = two_ranks
+    assert [r["first_stop"] for r in ranks] == [
+        "callback",
+        "callback",
+    ]  # rank 1 asked; both stopped
+    assert [r["resumed_step"] for r in ranks] == [12, 12]
+    assert all(r["resumed_equal"] for r in ranks)  # each rank: the uninterrupted run's weights
+    saved = load_checkpoint(root / "resumed" / "last.pt").train_state
+    assert saved is not None and saved["world_size"] == 2 and len(saved["ranks"]) == 2
+    hidden = [part["hidden"][0] for part in saved["ranks"]]
+    assert not torch.equal(hidden[0], hidden[1])  # each rank carried the state of its streams
+    straight = load_checkpoint(root / "straight" / "last.pt").model_state
+    resumed = load_checkpoint(root / "resumed" / "last.pt").model_state
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+@pytest.mark.slow
+def test_a_nan_on_one_rank_ends_every_rank_with_the_same_error(two_ranks):
+    _, ranks = two_ranks
+    messages = [r["nan"] for r in ranks]
+    assert messages[0] is not None and messages[0] == messages[1]
+    assert "training diverged at step 4" in messages[0]
+
+
+@pytest.mark.slow
+def test_a_two_rank_checkpoint_resumes_only_with_two_ranks_and_loads_in_one_process(two_ranks):
+    root, _ = two_ranks
+    corpus = corpus_of(root)
+    out = root / "stream-2"
+    one = Trainer(small_model(corpus), corpus, train_config(out, batch_size=2, max_steps=20))
+    with pytest.raises(
+        ValueError, match="trained by 2.*global batch from 4 to 2.*--nproc-per-node 2"
+    ):
+        one.fit(resume=True)
+    checkpoint = load_checkpoint(out / "best.pt")
+    assert not any(k.startswith("module.") for k in checkpoint.model_state)
+    text = Sampler(checkpoint.build_model(), checkpoint.tokenizer).generate(
+        "the ", max_new_tokens=20, seed=0
+    )
+    assert len(text[0].token_ids) == 20
