@@ -2,17 +2,27 @@
 2-process Gloo runs on the CPU compared with one process of twice the batch."""
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from _distributed_worker import corpus_of, small_model, spawn_ranks, train_config
+from _distributed_worker import TEXT, corpus_of, small_model, spawn_ranks, train_config
 from textgen import distributed
 from textgen.checkpoint import load_checkpoint
+from textgen.cli import main
 from textgen.data import RandomWindowBatcher, StreamBatcher
 from textgen.sampler import Sampler
 from textgen.trainer import Trainer
+
+SOURCE = Path(__file__).resolve().parents[1] / "src"
 
 
 def shards(make, world_size):
@@ -197,3 +207,75 @@ def test_a_two_rank_checkpoint_resumes_only_with_two_ranks_and_loads_in_one_proc
         "the ", max_new_tokens=20, seed=0
     )
     assert len(text[0].token_ids) == 20
+
+
+def torchrun(*args, cwd):
+    """``torchrun --standalone --nproc-per-node 2 -m textgen ARGS`` in a new session."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [*command, "-m", "textgen", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # Ctrl-C reaches the launcher and both workers, as in a terminal
+    )
+
+
+@pytest.mark.slow
+def test_textgen_train_under_torchrun_stops_on_ctrl_c_and_resumes_with_two_ranks(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    flags = ["--batch-size", 2, "--seq-len", 16, "--hidden-size", 16, "--embed-dim", 8,
+             "--device", "cpu", "--precision", "fp32", "--cache-dir", tmp_path / "cache", "--quiet",
+             "--val-fraction", 0.2, "--log-every", 1]  # fmt: skip
+    run = tmp_path / "run"
+    launch = torchrun("train", "t.txt", "--out", run, "--max-steps", 0, "--eval-every", 10**6,
+                      "--schedule", "constant", *flags, cwd=tmp_path)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not (run / "metrics.jsonl").exists() or len(records(run)) < 6:
+        assert launch.poll() is None and time.monotonic() < deadline, launch.communicate()[0]
+        time.sleep(0.2)
+    os.killpg(launch.pid, signal.SIGINT)
+    output = launch.communicate(timeout=120)[0]
+    stopped = int(re.search(r"stopped at step (\d+) \(signal\)", output).group(1))
+    assert output.count("stopped at step") == 1  # rank 0 alone reports
+    assert load_checkpoint(run / "last.pt").metadata["step"] == stopped
+
+    assert main(["info", str(run), "--json"]) == 0
+    details = json.loads(capsys.readouterr().out)
+    assert (details["world_size"], details["global_batch_size"]) == (2, 4)
+    code = main(
+        ["train", "--out", str(run), "--resume", "--max-steps", str(stopped + 3), "--quiet"]
+    )
+    assert code == 1  # one process may not continue a 2-process run
+    assert "trained by 2" in capsys.readouterr().err
+
+    resumed = torchrun("train", "--out", run, "--resume", "--max-steps", stopped + 3, "--quiet",
+                       cwd=tmp_path)  # fmt: skip
+    output = resumed.communicate(timeout=180)[0]
+    assert resumed.returncode == 0, output
+    assert f"stopped at step {stopped + 3} (max_steps)" in output
+    steps = [r["step"] for r in records(run) if "train_loss" in r]
+    assert steps == list(range(1, stopped + 4))  # each step logged once, across the resume
+
+
+def test_info_shows_the_processes_and_the_global_batch(tmp_path, capsys):
+    corpus = corpus_of(tmp_path)
+    Trainer(
+        small_model(corpus), corpus, train_config(tmp_path / "run", batch_size=4, max_steps=1)
+    ).fit()
+    assert main(["info", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "1 process" in out and re.search(r"global batch\s+4\n", out)
+    assert main(["info", str(tmp_path / "run"), "--json"]) == 0
+    details = json.loads(capsys.readouterr().out)
+    assert (details["world_size"], details["global_batch_size"]) == (1, 4)

@@ -96,25 +96,35 @@ def restore_training_state(trainer: Trainer, checkpoint: Checkpoint) -> None:
     set_rng_state(own["rng"])
 
 
+def check_world_size(state: dict[str, Any], now: int, batch_size: int, where: str) -> int:
+    """The number of processes that saved ``state`` (a ``last.pt``'s ``train_state``), when
+    ``now`` processes may continue it.
+
+    Raises:
+        InvalidValueError: ``now`` differs: the global batch, the streams of each process and
+            the RNG streams would change, and the run would not continue exactly.
+    """
+    saved = int(state.get("world_size") or 1)  # saved before torchrun support: one process
+    if saved != now:
+        launch = f"torchrun --nproc-per-node {saved}" if saved > 1 else "without torchrun"
+        raise InvalidValueError(
+            "world_size",
+            f"cannot resume {where} with {now} process(es): it was trained by {saved}, and "
+            f"resuming with {now} would change the global batch from {saved * batch_size} to "
+            f"{now * batch_size} rows, which streams each process reads and the RNG streams, "
+            f"so the run would not continue exactly; resume it with {saved} process(es) "
+            f"({launch}), or start a new run from its weights",
+        )
+    return saved
+
+
 def _own_part(state: dict[str, Any], trainer: Trainer, where: str) -> dict[str, Any]:
     """This rank's data cursor, carried state and RNG streams from a ``last.pt``.
 
     Raises:
         InvalidValueError: the run was saved by another number of processes.
     """
-    saved = int(state.get("world_size") or 1)
-    now = trainer.world_size
-    if saved != now:
-        batch = trainer.config.batch_size
-        raise InvalidValueError(
-            "world_size",
-            f"cannot resume {where} with {now} process(es): it was trained by {saved}, and "
-            f"resuming with {now} would change the global batch from {saved * batch} to "
-            f"{now * batch} rows, which streams each process reads and the RNG streams, so "
-            f"the run would not continue exactly; resume it with {saved} process(es) "
-            f"({'torchrun --nproc-per-node ' + str(saved) if saved > 1 else 'without torchrun'}), "
-            "or start a new run from its weights",
-        )
+    saved = check_world_size(state, trainer.world_size, trainer.config.batch_size, where)
     if saved == 1:
         return state
     return dict(state["ranks"][trainer.rank])

@@ -25,6 +25,7 @@ from textgen.callbacks import Callback
 from textgen.checkpoint import load_checkpoint
 from textgen.data import DataConfig
 from textgen.model import LSTMLanguageModel, ModelConfig
+from textgen.resume import check_world_size
 from textgen.run_config import load_run_data, save_run_data
 from textgen.run_folder import RunFolder
 from textgen.runtime import check_precision, resolve_device, resolve_precision, seed_everything
@@ -68,7 +69,8 @@ def plan_run(settings: Mapping[str, Mapping[str, Any]], *, resume: bool = False)
     Raises:
         ValueError / TypeError: a bad setting (naming it); the run folder already holds a run
             (new run without ``overwrite``); a resumed run given a different model, tokenizer
-            or fixed training setting; the device or precision is unavailable.
+            or fixed training setting, or launched with another number of processes; the
+            device or precision is unavailable.
         CheckpointError: ``resume`` and the run's ``last.pt`` is missing or unreadable.
     """
     data_given = dict(settings.get("data", {}))
@@ -83,6 +85,11 @@ def plan_run(settings: Mapping[str, Mapping[str, Any]], *, resume: bool = False)
         plan = RunPlan(DataConfig(**data_given), model_given, train)
     else:
         checkpoint = load_checkpoint(out / "last.pt")
+        if checkpoint.train_state is not None:  # same number of processes, or refused now
+            batch_size = (checkpoint.metadata.get("train_config") or {}).get("batch_size", 0)
+            check_world_size(
+                checkpoint.train_state, distributed.launch_world_size(), batch_size, str(out)
+            )
         saved_data = _saved_data(out, data_given, checkpoint.tokenizer.kind)
         _refuse_shape_changes(model_given, checkpoint.model_config, data_given, saved_data)
         data = dataclasses.replace(saved_data, **data_given)

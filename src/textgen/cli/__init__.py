@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -49,8 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("textgen: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except _USER_ERRORS as error:
-        print(f"textgen {args.command}: error: {flag_message(error)}", file=sys.stderr)
+        print(f"textgen {args.command}{_which_process()}: error: {flag_message(error)}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USER_ERROR
+
+
+def _which_process() -> str:
+    """`` (rank N)`` under torchrun, so the error lines of several processes can be told apart."""
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1"):
+        return f" (rank {os.environ.get('RANK', '?')})"
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from textgen import distributed
 from textgen.cli.flags import add_config_flags, given_values
 from textgen.data import DataConfig
 from textgen.model import ModelConfig
 from textgen.run_config import read_run_config
-from textgen.runs import build_trainer, plan_run
+from textgen.runs import RunPlan, build_trainer, plan_run
 from textgen.train_config import TrainConfig
 
 
@@ -47,19 +48,34 @@ def run(args: argparse.Namespace) -> int:
             str(Path(s).resolve()) if Path(s).exists() else s for s in args.data
         )
     plan = plan_run(settings, resume=args.resume)  # every check before any data is read
+    try:
+        return _train(plan)
+    finally:
+        distributed.shutdown()  # under torchrun, also when building the run failed
+
+
+def _train(plan: RunPlan) -> int:
     trainer = build_trainer(plan)
     model, corpus, out = trainer.model, trainer.corpus, plan.train.out_dir
-    if plan.train.progress:
+    main = trainer.rank == 0  # under torchrun, rank 0 speaks for every process
+    if plan.train.progress and main:
+        processes = ""
+        if trainer.world_size > 1:
+            processes = (
+                f" x {trainer.world_size} processes (global batch "
+                f"{plan.train.batch_size * trainer.world_size})"
+            )
         print(
             f"training a {model.config.num_layers}-layer {model.config.cell.upper()} "
             f"({model.num_parameters():,} parameters) on {corpus.train.num_tokens:,} "
             f"{corpus.tokenizer.kind} tokens (vocabulary {corpus.tokenizer.vocab_size}) on "
-            f"{trainer.device} in {trainer.precision}; run folder {out}",
+            f"{trainer.device}{processes} in {trainer.precision}; run folder {out}",
             file=sys.stderr,
         )
     result = trainer.fit(resume=plan.resume)
     summary = f"stopped at step {result.step} ({result.stopped_by})"
     if result.best_val_loss is not None:
         summary += f"; best validation loss {result.best_val_loss:.4f} nats/token"
-    print(f"{summary}; checkpoints in {out}", file=sys.stderr)
+    if main:
+        print(f"{summary}; checkpoints in {out}", file=sys.stderr)
     return 130 if result.stopped_by == "signal" else 0
