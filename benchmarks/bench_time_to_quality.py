@@ -143,7 +143,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--budget", type=float, default=None, help="seconds of training per recipe (default: "
-        "the default recipe's own budget, and 300 for the others)"
+        "the default recipe's own budget, and 300 for the others; 0: none, for variants that "
+        "set max_steps, whose results do not depend on the machine's speed)"
     )  # fmt: skip
     parser.add_argument("--runs", type=int, default=1, help="runs per recipe")
     parser.add_argument("--work", default=None, help="folder for runs (default: a temporary one)")
@@ -172,7 +173,7 @@ def main() -> None:
             budget = (
                 args.budget if args.budget is not None else (None if name == "default" else 300.0)
             )
-            result = run_recipe(name, budget, train, valid, work)
+            result = run_recipe(name, budget or None, train, valid, work)
             curve = result["curve"]
             final = curve[-1]
             times = "  ".join(
