@@ -279,3 +279,37 @@ def test_info_shows_the_processes_and_the_global_batch(tmp_path, capsys):
     assert main(["info", str(tmp_path / "run"), "--json"]) == 0
     details = json.loads(capsys.readouterr().out)
     assert (details["world_size"], details["global_batch_size"]) == (1, 4)
+
+
+@pytest.fixture
+def two_gpu_launch(monkeypatch):
+    """Rank 1 of a 2-process torchrun launch on a machine said to have ``gpus`` CUDA devices."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(distributed, "resolve_device", lambda name: torch.device(str(name)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+
+    def machine(gpus, nccl=True):
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+        monkeypatch.setattr(distributed.dist, "is_nccl_available", lambda: nccl)
+
+    return machine
+
+
+def test_fewer_gpus_than_local_ranks_is_refused(two_gpu_launch):
+    two_gpu_launch(gpus=1)
+    with pytest.raises(distributed.DistributedError, match="LOCAL_RANK=1 needs GPU 1.*1 CUDA"):
+        distributed.setup("cuda")
+
+
+def test_one_named_gpu_for_every_rank_is_refused(two_gpu_launch):
+    two_gpu_launch(gpus=2)
+    with pytest.raises(distributed.DistributedError, match="pass --device cuda"):
+        distributed.setup("cuda:0")
+
+
+def test_a_missing_backend_is_named(two_gpu_launch):
+    two_gpu_launch(gpus=2, nccl=False)
+    with pytest.raises(distributed.DistributedError, match="nccl backend.*not available"):
+        distributed.setup("cuda")

@@ -99,9 +99,7 @@ def setup(device: str | torch.device = "auto") -> torch.device:
                 f"build; {'install a CUDA build of PyTorch' if backend == 'nccl' else 'use a PyTorch build with Gloo'}"
             )
         timeout = timedelta(seconds=_env_int("TEXTGEN_DIST_TIMEOUT", 1800))
-        dist.init_process_group(
-            backend, timeout=timeout, device_id=resolved if backend == "nccl" else None
-        )
+        dist.init_process_group(backend, timeout=timeout)
         _owned = True
     return resolved
 
