@@ -157,10 +157,20 @@ def scenario(rank: int, world_size: int, port: int, root: str) -> None:
         except TrainingDivergedError as error:
             seen["nan"] = str(error)
         seen["world_size"] = distributed.world_size()
+
+        # An error on rank 0 in a step only rank 0 takes (writing a file) stops both ranks.
+        try:
+            distributed.on_main(_disk_full)
+        except Exception as error:
+            seen["on_main"] = f"{type(error).__name__}: {error}"
     finally:
         (base / "results").mkdir(exist_ok=True)
         (base / "results" / f"rank-{rank}.json").write_text(json.dumps(seen))
         dist.destroy_process_group()
+
+
+def _disk_full() -> None:
+    raise OSError("No space left on device")
 
 
 def _refuse_write(path: Any, **contents: Any) -> Path:

@@ -19,6 +19,7 @@ from textgen import distributed
 from textgen.checkpoint import load_checkpoint
 from textgen.cli import main
 from textgen.data import RandomWindowBatcher, StreamBatcher
+from textgen.evaluation import evaluate_split
 from textgen.sampler import Sampler
 from textgen.trainer import Trainer
 
@@ -189,6 +190,28 @@ def test_a_nan_on_one_rank_ends_every_rank_with_the_same_error(two_ranks):
     messages = [r["nan"] for r in ranks]
     assert messages[0] is not None and messages[0] == messages[1]
     assert "training diverged at step 4" in messages[0]
+
+
+@pytest.mark.slow
+def test_an_error_on_rank_0_alone_reaches_every_rank(two_ranks):
+    _, ranks = two_ranks
+    assert ranks[0]["on_main"] == "OSError: No space left on device"
+    assert (
+        ranks[1]["on_main"] == "DistributedError: rank 0 failed: OSError: No space left on device"
+    )
+
+
+def test_validation_shares_add_up_to_one_process(tmp_path):
+    corpus = corpus_of(tmp_path)
+    model = small_model(corpus)
+    whole = evaluate_split(model, corpus.val, batch_size=4, seq_len=16)
+    shares = [
+        evaluate_split(model, corpus.val, batch_size=2, seq_len=16, rank=r, world_size=2)
+        for r in (0, 1)
+    ]
+    assert sum(s["tokens"] for s in shares) == whole["tokens"]
+    nats = sum(s["loss"] * s["tokens"] for s in shares)
+    assert nats == pytest.approx(whole["loss"] * whole["tokens"], rel=1e-6)
 
 
 @pytest.mark.slow
