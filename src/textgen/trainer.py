@@ -262,8 +262,9 @@ class Trainer:
             # Every rank must decide alike (step, skip, roll back): the loss is averaged over
             # the ranks; the gradients, hence norm and clip flag, already are (DDP), so only
             # rank 0's are added (times 0 elsewhere, which keeps a NaN a NaN on every rank).
-            summary *= torch.tensor([1 / self.world_size, float(self.rank == 0), float(self.rank == 0)], device=summary.device)  # fmt: skip
-            distributed.all_reduce(summary)
+            main = float(self.rank == 0)
+            weights = torch.tensor([1 / self.world_size, main, main], device=summary.device)
+            summary = distributed.all_reduce(summary * weights)
         loss_value, norm_value, clipped_value = summary.tolist()
         if not math.isfinite(loss_value):
             return self._roll_back(f"loss is {loss_value}")
