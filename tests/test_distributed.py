@@ -336,3 +336,8 @@ def test_a_missing_backend_is_named(two_gpu_launch):
     two_gpu_launch(gpus=2, nccl=False)
     with pytest.raises(distributed.DistributedError, match="nccl backend.*not available"):
         distributed.setup("cuda")
+
+
+def test_mps_has_no_backend(two_gpu_launch):
+    with pytest.raises(distributed.DistributedError, match="no backend for MPS"):
+        distributed.setup("mps")

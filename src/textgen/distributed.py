@@ -67,8 +67,8 @@ def setup(device: str | torch.device = "auto") -> torch.device:
     process is pinned to GPU ``LOCAL_RANK``, so ``--device cuda`` means "my GPU" on every rank.
 
     Raises:
-        DistributedError: the backend is not available here, or there are fewer GPUs than
-            local ranks.
+        DistributedError: the backend is not available here (none exists for MPS), or there
+            are fewer GPUs than local ranks.
         ValueError: ``device`` is not available here (`resolve_device`).
     """
     global _owned
@@ -76,6 +76,11 @@ def setup(device: str | torch.device = "auto") -> torch.device:
     if not dist.is_available() or not (dist.is_initialized() or launch_world_size() > 1):
         return resolved
     local_rank = _env_int("LOCAL_RANK", 0)
+    if resolved.type == "mps":
+        raise DistributedError(
+            "torch.distributed has no backend for MPS devices; train with several processes "
+            "on CUDA (NCCL) or the CPU (Gloo, --device cpu), or with one process on MPS"
+        )
     if resolved.type == "cuda":
         count = torch.cuda.device_count()
         if resolved.index is not None and launch_world_size() > 1 and resolved.index != local_rank:
