@@ -67,7 +67,7 @@ def test_sharded_batchers_refuse_what_cannot_be_shared():
         RandomWindowBatcher(ids, 3, 4, seed=0, rank=0, world_size=2)
     with pytest.raises(ValueError, match="rank"):
         StreamBatcher(ids, 2, 4, rank=2, world_size=2)
-    with pytest.raises(ValueError, match="batch_size=8"):  # 4 per process x 2 processes
+    with pytest.raises(ValueError, match=r"batch_size=8 \(2 processes x 4\)"):
         StreamBatcher(np.arange(30, dtype=np.int32), 4, 4, rank=0, world_size=2)
 
 

@@ -28,11 +28,17 @@ from textgen.validation import InvalidTypeError, InvalidValueError, check_bool, 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def _too_short(num_tokens: int, batch_size: int, seq_len: int) -> InvalidValueError:
+def _too_short(
+    num_tokens: int, batch_size: int, seq_len: int, world_size: int = 1
+) -> InvalidValueError:
+    rows = batch_size * world_size
+    size = f"batch_size={batch_size}"
+    if world_size > 1:
+        size = f"batch_size={rows} ({world_size} processes x {batch_size})"
     return InvalidValueError(
         "ids",
-        f"the ids hold {num_tokens} tokens, but one batch of batch_size={batch_size} x "
-        f"seq_len={seq_len} needs at least {batch_size * seq_len + 1} "
+        f"the ids hold {num_tokens} tokens, but one batch of {size} x "
+        f"seq_len={seq_len} needs at least {rows * seq_len + 1} "
         f"(batch_size * seq_len + 1 for the shifted targets); lower batch_size or seq_len, "
         f"or use more text",
     )
@@ -99,7 +105,7 @@ class _CursorBatcher(ABC):
     def _check_length(self) -> None:
         """Raise when the ids cannot fill one batch (subclasses may need fewer tokens)."""
         if self.num_tokens < self.global_batch_size * self.seq_len + 1:
-            raise _too_short(self.num_tokens, self.global_batch_size, self.seq_len)
+            raise _too_short(self.num_tokens, self.batch_size, self.seq_len, self.world_size)
 
     @property
     @abstractmethod
