@@ -30,15 +30,38 @@ def test_prepare_splits_from_the_end_and_round_trips(corpus_file: Path, tmp_path
     assert corpus.val.num_bytes == len(val.encode("utf-8"))
 
 
-def test_tokenizer_is_fitted_on_the_train_split_only(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.txt", "abab\n" * 40 + "abzz\n" * 4)
-    with pytest.raises(UnknownTokenError, match="val split.*training split only.*'z'"):
-        prepare_corpus(path, val_fraction=0.1, cache_dir=tmp_path / "c1")
+def test_word_tokenizer_is_fitted_on_the_train_split_only(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "a b a b\n" * 40 + "a b zz\n" * 4)
+    with pytest.raises(UnknownTokenError, match="val split.*training split only.*'zz'"):
+        prepare_corpus(
+            path,
+            tokenizer_kind="word",
+            tokenizer_options={"unknown": "error"},
+            val_fraction=0.1,
+            cache_dir=tmp_path / "c1",
+        )
     corpus = prepare_corpus(
-        path, tokenizer_options={"unknown": "unk"}, val_fraction=0.1, cache_dir=tmp_path / "c2"
+        path, tokenizer_kind="word", val_fraction=0.1, cache_dir=tmp_path / "c2"
     )
-    assert "z" not in corpus.tokenizer.vocab
-    assert corpus.val is not None and decode_split(corpus, corpus.val) == "ab<unk><unk>\n" * 4
+    assert "zz" not in corpus.tokenizer.vocab
+    assert corpus.val is not None and decode_split(corpus, corpus.val) == "a b <unk>\n" * 4
+
+
+def test_char_alphabet_comes_from_all_of_the_text_and_counts_from_training(
+    tmp_path: Path,
+) -> None:
+    """Chinese-like text: the held-out part holds characters the training part lacks."""
+    path = write(tmp_path / "a.txt", "天地玄黄\n" * 80 + "范\n")
+    corpus = prepare_corpus(path, cache_dir=tmp_path / "c")  # the defaults
+    assert "范" in corpus.tokenizer.vocab
+    assert corpus.val is not None
+    assert "范" in decode_split(corpus, corpus.val)
+    assert "范" not in decode_split(corpus, corpus.train)  # the model never trains on them
+    explicit = write(tmp_path / "val.txt", "天地范\n")
+    corpus = prepare_corpus(
+        write(tmp_path / "b.txt", "天地玄黄\n" * 40), val_sources=explicit, cache_dir=tmp_path / "d"
+    )
+    assert "范" in corpus.tokenizer.vocab
 
 
 def test_given_fitted_tokenizer_is_used_as_is(corpus_file: Path, tmp_path: Path) -> None:
@@ -84,6 +107,7 @@ def test_data_config_defaults_are_the_documented_ones() -> None:
         encoding_errors="strict",
         cache_dir=None,
         pattern="*.txt",
+        documents="none",
     )
     # prepare_corpus's own defaults are DataConfig's, not a second copy
     defaults = {
@@ -94,6 +118,7 @@ def test_data_config_defaults_are_the_documented_ones() -> None:
     assert defaults["tokenizer_kind"] == config.tokenizer
     assert defaults["errors"] == config.encoding_errors
     assert defaults["pattern"] == config.pattern
+    assert defaults["documents"] == config.documents
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.tokenizer = "word"  # type: ignore[misc]
 
@@ -236,8 +261,10 @@ def test_data_config_prepare_passes_every_setting(tmp_path: Path) -> None:
     corpus = config.prepare()
     assert corpus.cache_path.parent == tmp_path / "cache"
     assert decode_split(corpus, corpus.train) == "héllo\ufffd world\n"
-    # "e" is only in the validation text: unknown="unk" reached the tokenizer
-    assert corpus.val is not None and decode_split(corpus, corpus.val) == "h<unk>llo\n"
+    # unknown="unk" reached the tokenizer (and "e", only in the validation text, is known:
+    # the character alphabet comes from all of the text)
+    assert corpus.tokenizer.unk_id == 0 and corpus.tokenizer.vocab[0] == "<unk>"
+    assert corpus.val is not None and decode_split(corpus, corpus.val) == "hello\n"
 
 
 def test_data_config_prepare_uses_a_given_tokenizer(corpus_file: Path, tmp_path: Path) -> None:
@@ -247,3 +274,41 @@ def test_data_config_prepare_uses_a_given_tokenizer(corpus_file: Path, tmp_path:
     assert corpus.tokenizer.to_dict() == resumed.to_dict()
     with pytest.raises(TypeError, match="tokenizer must be a Tokenizer or None, got str"):
         config.prepare("char")  # type: ignore[arg-type]
+
+
+def test_lines_mode_puts_end_of_text_after_each_line(tmp_path: Path) -> None:
+    source = write(tmp_path / "names.txt", "Ada\nBob\r\n\n  \nCleo\nDot")
+    corpus = prepare_corpus(source, val_fraction=0, documents="lines", cache_dir=tmp_path / "c")
+    tokenizer = corpus.tokenizer
+    eos = tokenizer.eos_id
+    expected = [i for name in ("Ada", "Bob", "Cleo", "Dot") for i in [*tokenizer.encode(name), eos]]
+    assert corpus.train.ids.tolist() == expected and corpus.documents == "lines"
+    assert "\n" not in tokenizer.vocab  # never text in lines mode: no sample can hold one
+    # the mode is part of the cache key
+    plain = prepare_corpus(source, val_fraction=0, cache_dir=tmp_path / "c")
+    assert plain.tokenizer.eos_id not in plain.train.ids.tolist() and plain.documents == "none"
+
+
+def test_files_mode_ends_each_file_with_end_of_text(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a.txt", "first\npoem\n")
+    write(tmp_path / "d" / "b.txt", "second")
+    config = DataConfig(
+        sources=str(tmp_path / "d"), tokenizer="word", documents="files", val_fraction=0,
+        cache_dir=str(tmp_path / "c"),
+    )  # fmt: skip
+    corpus = config.prepare()
+    ids = corpus.train.ids.tolist()
+    eos = corpus.tokenizer.eos_id
+    assert ids.count(eos) == 2 and ids[-1] == eos
+    assert corpus.tokenizer.decode(ids) == "first\npoem<|endoftext|>second<|endoftext|>"
+
+
+def test_documents_mode_needs_an_end_of_text_token(tmp_path: Path) -> None:
+    source = write(tmp_path / "t.txt", "ab\ncd\n")
+    with pytest.raises(ValueError, match="has no end-of-text token"):
+        prepare_corpus(
+            source, BPETokenizer(vocab_size=256, special_tokens=()), val_fraction=0,
+            documents="lines", cache_dir=tmp_path / "c",
+        )  # fmt: skip
+    with pytest.raises(InvalidValueError, match="documents must be one of"):
+        DataConfig(documents="paragraphs")

@@ -11,7 +11,7 @@ a run is in progress when you have not).
 
 import logging
 
-from textgen.callbacks import Callback, EarlyStopping, SampleCallback
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback, TensorBoardCallback
 from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from textgen.data import (
     Corpus,
@@ -26,12 +26,14 @@ from textgen.data import (
 )
 from textgen.evaluation import evaluate_split
 from textgen.explain import Explanation, TokenExplanation, explain
+from textgen.export import export_model
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
 from textgen.novelty import CopiedSpan, NoveltyIndex, NoveltyReport, novelty_report
 from textgen.optim import ClipResult, build_optimizer, clip_gradients, l1_penalty
 from textgen.plot import plot_metrics
 from textgen.processors import (
+    BannedStringsProcessor,
     BannedTokensProcessor,
     FrequencyPenaltyProcessor,
     LogitsProcessor,
@@ -70,6 +72,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BPETokenizer",
+    "BannedStringsProcessor",
     "BannedTokensProcessor",
     "Callback",
     "CharTokenizer",
@@ -106,6 +109,7 @@ __all__ = [
     "StopMatcher",
     "StreamBatcher",
     "TemperatureProcessor",
+    "TensorBoardCallback",
     "TokenExplanation",
     "TokenSplit",
     "Tokenizer",
@@ -130,6 +134,7 @@ __all__ = [
     "detach_state",
     "evaluate_split",
     "explain",
+    "export_model",
     "format_run_config",
     "l1_penalty",
     "load_checkpoint",

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from textgen.atomic import storage_error
 from textgen.tokenizers import Tokenizer, UnknownTokenError, tokenizer_from_dict
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: a byte-order mark starting a file is no longer text
 logger = logging.getLogger(__name__)
 
 
@@ -53,11 +54,14 @@ class Corpus:
     """A prepared corpus: fitted tokenizer, train ids, optional validation ids.
 
     Attributes:
-        tokenizer: fitted on the training split only.
+        tokenizer: fitted on the training split (a character tokenizer's alphabet comes from
+            both splits: `Tokenizer.fits_alphabet_only`).
         train: training split.
         val: validation split, or None when ``val_fraction=0`` and no ``val_sources``.
         cache_path: folder holding the cached arrays and ``meta.json``.
         from_cache: True when this run reused the cache instead of encoding.
+        documents: ``"none"``, or how the text was cut into documents (``"lines"``,
+            ``"files"``) with the end-of-text token after each.
     """
 
     tokenizer: Tokenizer
@@ -65,6 +69,7 @@ class Corpus:
     val: TokenSplit | None
     cache_path: Path
     from_cache: bool
+    documents: str = "none"
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,14 @@ class SplitText:
     """The text of one split, to be encoded into the cache.
 
     Attributes:
-        chunks: the text in pieces cut at safe token boundaries (`sources.text_chunks`).
+        chunks: the text in pieces cut at safe token boundaries (`sources.text_chunks`);
+            a None stands for the end of a document: the tokenizer's end-of-text id is written
+            there (and counted as one character, as the newline it usually replaces).
         num_bytes: UTF-8 bytes of that text.
         label: names the text in error messages (``"val split"``, or the file names).
     """
 
-    chunks: Iterator[str]
+    chunks: Iterator[str | None]
     num_bytes: int
     label: str
 
@@ -100,15 +107,22 @@ def load_or_build(root: Path, key: str, build: Callable[[Path], None]) -> Corpus
 
     ``build`` fills an empty private folder (with `write_entry`); the folder is then renamed
     into place, or removed when ``build`` raises.
+
+    Raises:
+        StorageError: the cache could not be written (disk full, no permission), naming it;
+            set ``cache_dir`` (``--cache-dir``) or ``$TEXTGEN_CACHE`` to write elsewhere.
     """
     entry = root / key
     corpus = _load_entry(entry, from_cache=True)
     if corpus is not None:
         return corpus
-    root.mkdir(parents=True, exist_ok=True)
-    # Build in a private folder and rename it into place at the end: an interrupted run
-    # leaves no half-written entry, and concurrent runs never see one.
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        # Build in a private folder and rename it into place at the end: an interrupted run
+        # leaves no half-written entry, and concurrent runs never see one.
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
+    except OSError as error:
+        raise storage_error(root, error, "token cache folder") from None
     try:
         build(tmp)
         try:
@@ -116,6 +130,8 @@ def load_or_build(root: Path, key: str, build: Callable[[Path], None]) -> Corpus
         except OSError:
             if not (entry / "meta.json").is_file():  # not a concurrent run finishing first
                 raise
+    except OSError as error:  # disk full, no permission: name the cache, keep nothing half-made
+        raise storage_error(entry, error, "token cache entry") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     corpus = _load_entry(entry, from_cache=False)
@@ -130,6 +146,7 @@ def write_entry(
     *,
     sources: list[str],
     val_sources: list[str] | None,
+    documents: str = "none",
 ) -> None:
     """Encode the ``"train"`` and ``"val"`` splits with a fitted tokenizer into ``folder``.
 
@@ -144,6 +161,7 @@ def write_entry(
         "tokenizer": tokenizer.to_dict(),
         "sources": sources,
         "val_sources": val_sources,
+        "documents": documents,
     }
     for name in ("train", "val"):
         text = splits.get(name)
@@ -172,12 +190,21 @@ def _smallest_dtype(vocab_size: int) -> np.dtype:
 
 
 def _encode_split(
-    tokenizer: Tokenizer, chunks: Iterator[str], path: Path, dtype: np.dtype, name: str
+    tokenizer: Tokenizer, chunks: Iterator[str | None], path: Path, dtype: np.dtype, name: str
 ) -> tuple[int, int]:
-    """Append the ids of each chunk to ``path``; returns (num_tokens, num_chars)."""
+    """Append the ids of each chunk (end-of-text for a None) to ``path``; returns
+    (num_tokens, num_chars)."""
     num_tokens = num_chars = 0
+    eos = None
     with path.open("wb") as handle:
         for chunk in chunks:
+            if chunk is None:
+                if eos is None:
+                    eos = _eos_array(tokenizer, dtype)
+                eos.tofile(handle)
+                num_tokens += 1
+                num_chars += 1
+                continue
             try:
                 ids = tokenizer.encode_array(chunk)
             except UnknownTokenError as error:
@@ -191,6 +218,15 @@ def _encode_split(
             num_tokens += len(ids)
             num_chars += len(chunk)
     return num_tokens, num_chars
+
+
+def _eos_array(tokenizer: Tokenizer, dtype: np.dtype) -> np.ndarray:
+    if tokenizer.eos_id is None:
+        raise ValueError(
+            f"the {tokenizer.kind} tokenizer has no end-of-text token to put between documents; "
+            "use documents='none' (a bpe tokenizer needs '<|endoftext|>' among its special tokens)"
+        )
+    return np.array([tokenizer.eos_id], dtype=dtype)
 
 
 def _load_entry(entry: Path, *, from_cache: bool) -> Corpus | None:
@@ -209,7 +245,7 @@ def _load_entry(entry: Path, *, from_cache: bool) -> Corpus | None:
         logger.warning("ignoring damaged cache entry %s: %s", entry, error)
         shutil.rmtree(entry, ignore_errors=True)
         return None
-    return Corpus(tokenizer, train, val, entry, from_cache)
+    return Corpus(tokenizer, train, val, entry, from_cache, str(meta.get("documents", "none")))
 
 
 def _load_split(path: Path, info: dict[str, Any]) -> TokenSplit:
