@@ -1,9 +1,9 @@
 """The ``textgen`` command line: a thin front end over the library.
 
 Each command is a module (`train`, `generate`, `inspect` for ``evaluate``/``info``/``plot``,
-`export`)
-with an ``add_parser`` that declares its flags — most generated from the config dataclasses by
-`textgen.cli.flags` — and a ``run`` that calls the library. Errors in what the user gave (a
+`inside` for ``explain``/``novelty``, `export`) with an ``add_parser`` that declares its flags —
+most generated from the config dataclasses by `textgen.cli.flags` — and a ``run`` that calls the
+library. Errors in what the user gave (a
 missing file, a bad value, an unreadable checkpoint) become one line on stderr, naming the flag,
 and a non-zero exit; real bugs keep their tracebacks.
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from textgen import __version__
 from textgen.checkpoint import CheckpointError
-from textgen.cli import export, generate, inspect, train
+from textgen.cli import export, generate, inside, inspect, train
 from textgen.cli.flags import flag_message
 from textgen.health import TrainingDivergedError
 from textgen.run_folder import console_messages
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"textgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (train, generate, inspect, export):
+    for module in (train, generate, inspect, inside, export):
         module.add_parsers(commands)
     return parser
 

@@ -1,4 +1,8 @@
-"""``textgen generate``: every `SampleConfig` field is a flag; text streams to stdout."""
+"""``textgen generate``: every `SampleConfig` field is a flag; text streams to stdout.
+
+With ``--novelty`` each sample is followed by a one-line copy report on stderr
+(`textgen.novelty`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 from textgen.checkpoint import load_checkpoint
 from textgen.cli.flags import add_config_flags, given_values
+from textgen.novelty import NoveltyIndex
 from textgen.runtime import describe_device, resolve_device
 from textgen.sampler import SampleConfig, Sampler
 
@@ -28,6 +33,19 @@ def add_parsers(commands: Any) -> None:
     )
     p.add_argument("--output", metavar="FILE", help="also write the text to FILE")
     p.add_argument("--no-stream", action="store_true", help="print only when finished")
+    p.add_argument(
+        "--novelty",
+        action="store_true",
+        help="after each sample, report on stderr how much of it is copied from the run's "
+        "training text (see textgen novelty)",
+    )
+    p.add_argument(
+        "--novelty-min-span",
+        type=int,
+        default=50,
+        metavar="N",
+        help="with --novelty: the shortest span, in characters, counted as copied (default: 50)",
+    )
     add_config_flags(p, SampleConfig, section="sample", exclude=("return_logprobs",))
 
 
@@ -42,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
         prompt = prompt_path.read_text(encoding="utf-8")
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)
+    # Built (or loaded) before sampling: a run without training data fails before any output.
+    if args.novelty_min_span < 1:
+        raise ValueError(f"--novelty-min-span must be >= 1, got {args.novelty_min_span}")
+    novelty = NoveltyIndex.for_run(args.checkpoint) if args.novelty else None
     if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
         print(describe_device(args.device, device), file=sys.stderr)
     sampler = Sampler(checkpoint.build_model(device), checkpoint.tokenizer)
@@ -56,12 +78,21 @@ def run(args: argparse.Namespace) -> int:
             pieces.append(piece)
         sys.stdout.write("\n")
         texts.append("".join(pieces))
+        _report_novelty(novelty, "".join(pieces[1:]), args.novelty_min_span)
     else:
         for i, sample in enumerate(sampler.generate(prompt, config)):
             if config.num_samples > 1:
                 print(f"=== sample {i + 1} ===")
             texts.append(prompt + sample.text)
             print(texts[-1])
+            _report_novelty(novelty, sample.text, args.novelty_min_span)
     if args.output:
         Path(args.output).write_text(("\n\n" if len(texts) > 1 else "").join(texts), "utf-8")
     return 0
+
+
+def _report_novelty(index: NoveltyIndex | None, sample: str, min_span: int) -> None:
+    """One line on stderr about the generated text (the prompt left out): stdout stays text."""
+    if index is not None:
+        report = index.report(sample, min_span=min_span)
+        print(f"novelty: {report.summary()}", file=sys.stderr, flush=True)
