@@ -458,7 +458,7 @@ def test_build_processors_order_and_greedy() -> None:
     names = [type(p).__name__ for p in build_processors(config, tokenizer)]
     assert names == [
         "RepetitionPenaltyProcessor",
-        "BannedTokensProcessor",
+        "BannedStringsProcessor",
         "MinNewTokensProcessor",
         "TemperatureProcessor",
         "TopKProcessor",

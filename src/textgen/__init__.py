@@ -33,6 +33,7 @@ from textgen.novelty import CopiedSpan, NoveltyIndex, NoveltyReport, novelty_rep
 from textgen.optim import ClipResult, build_optimizer, clip_gradients, l1_penalty
 from textgen.plot import plot_metrics
 from textgen.processors import (
+    BannedStringsProcessor,
     BannedTokensProcessor,
     FrequencyPenaltyProcessor,
     LogitsProcessor,
@@ -71,6 +72,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BPETokenizer",
+    "BannedStringsProcessor",
     "BannedTokensProcessor",
     "Callback",
     "CharTokenizer",

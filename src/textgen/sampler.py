@@ -35,6 +35,7 @@ from textgen.beam import beam_search as _beam_search
 from textgen.decoding import DecodingRun, score_tokens, start_token_id
 from textgen.options import option
 from textgen.processors import (
+    BannedStringsProcessor,
     BannedTokensProcessor,
     FrequencyPenaltyProcessor,
     LogitsProcessor,
@@ -65,6 +66,7 @@ from textgen.validation import (
 )
 
 __all__ = [
+    "BannedStringsProcessor",
     "BannedTokensProcessor",
     "FrequencyPenaltyProcessor",
     "Generation",
@@ -249,7 +251,22 @@ def _encode(tokenizer: Tokenizer, text: str, what: str) -> list[int]:
     try:
         return tokenizer.encode(text)
     except UnknownTokenError as error:
-        raise UnknownTokenError(f"{what} {text!r} cannot be encoded: {error}") from error
+        shown = repr(text) if len(text) <= 60 else f"of {len(text):,} characters"
+        raise UnknownTokenError(f"{what} {shown} cannot be encoded: {error}") from error
+
+
+class _VocabLimit(LogitsProcessor):
+    """Remove the ids at and past ``size``: outputs of the model its tokenizer cannot decode."""
+
+    may_remove_every_token = False
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [logits[:, : self.size], torch.full_like(logits[:, self.size :], float("-inf"))], 1
+        )
 
 
 class Sampler:
@@ -287,6 +304,21 @@ class Sampler:
         self.model = model
         self.tokenizer = tokenizer
         self.device = next(iter(model.parameters())).device
+        model_vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+        if isinstance(model_vocab, int) and model_vocab < tokenizer.vocab_size:
+            raise InvalidValueError(
+                "vocab_size",
+                f"the model's vocab_size {model_vocab} is smaller than its tokenizer's "
+                f"{tokenizer.vocab_size}: they do not belong together (give the tokenizer the "
+                "model was trained with)",
+            )
+        # A model may have more outputs than its tokenizer has tokens (the Trainer allows it);
+        # ids the tokenizer cannot decode are then never drawn.
+        self._vocab_limit = (
+            _VocabLimit(tokenizer.vocab_size)
+            if isinstance(model_vocab, int) and model_vocab > tokenizer.vocab_size
+            else None
+        )
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -447,9 +479,10 @@ class Sampler:
         ``config`` asks for, then the caller's, validated here: before any model work)."""
         user = UserProcessors(logits_processors)
         model_input, history = self._prompt(prompt)
-        processors: list[ProcessorFunction] = list(
-            build_processors(config, self.tokenizer, prompt_length=len(history))
+        processors: list[ProcessorFunction] = (
+            [] if self._vocab_limit is None else [self._vocab_limit]
         )
+        processors += build_processors(config, self.tokenizer, prompt_length=len(history))
         if user.processors:
             processors.append(user)
         return model_input, history, processors
