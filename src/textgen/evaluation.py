@@ -31,6 +31,7 @@ def evaluate_split(
     seq_len: int = 256,
     max_batches: int | None = None,
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    unk_id: int | None = None,
     rank: int = 0,
     world_size: int = 1,
 ) -> dict[str, Any]:
@@ -47,6 +48,9 @@ def evaluate_split(
         seq_len: T, tokens per window (the last window may be shorter).
         max_batches: score only the first this many windows; None: all of them.
         autocast: a context manager factory entered around each forward (mixed precision).
+        unk_id: the tokenizer's ``<unk>`` id, if it has one: the scored ``<unk>`` targets are
+            counted, because a text whose words mostly map to ``<unk>`` scores deceptively
+            well (predicting ``<unk>`` is easy), and bits per character then mean little.
         rank: under ``torchrun``, this process's share of the streams (a contiguous range;
             every process must call this function, as the sums are added up over them).
         world_size: processes sharing the work; ``batch_size`` is per process, so the text is
@@ -54,9 +58,10 @@ def evaluate_split(
 
     Returns:
         ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte",
-        "complete"}``; ``complete`` is False when ``max_batches`` left windows unscored (the
-        figures then cover the first windows of every stream: a fixed sample spread over the
-        text).
+        "complete"}``, plus ``"unk_tokens"`` and ``"unk_share"`` (of the scored tokens) when
+        ``unk_id`` is given; ``complete`` is False when ``max_batches`` left windows unscored
+        (the figures then cover the first windows of every stream: a fixed sample spread over
+        the text).
 
     Raises:
         TypeError: ``split`` is not a `TokenSplit`, or a size is not an int.
@@ -75,7 +80,7 @@ def evaluate_split(
     rows = slice(rank * streams // world_size, (rank + 1) * streams // world_size)
     was_training = model.training
     model.eval()
-    sums = torch.zeros(2, device=device, dtype=torch.float64)  # nats, tokens
+    sums = torch.zeros(3, device=device, dtype=torch.float64)  # nats, tokens, <unk> tokens
     state = None
     try:
         for index in range(num_batches if rows.start < rows.stop else 0):
@@ -86,18 +91,40 @@ def evaluate_split(
                 logits, state = model(x, state, check=False)
             sums[0] += sequence_cross_entropy(logits.float(), y, reduction="sum")  # no sync
             sums[1] += y.numel()
+            if unk_id is not None:
+                sums[2] += (y == unk_id).sum()
     finally:
         model.train(was_training)
     if world_size > 1:
         distributed.all_reduce(sums)
-    total_nats, total_tokens = float(sums[0]), int(sums[1])
+    total_nats, total_tokens, unknown = float(sums[0]), int(sums[1]), int(sums[2])
     metrics = compute_metrics(
         total_nats,
         total_tokens,
         num_chars=_scaled(split.num_chars, total_tokens, split.num_tokens),
         num_bytes=_scaled(split.num_bytes, total_tokens, split.num_tokens),
     )
-    return {"tokens": total_tokens, **metrics, "complete": num_batches == len(batcher)}
+    result: dict[str, Any] = {"tokens": total_tokens, **metrics}
+    result["complete"] = num_batches == len(batcher)
+    if unk_id is not None:
+        result.update(unk_tokens=unknown, unk_share=unknown / max(total_tokens, 1))
+    return result
+
+
+#: Above this share of ``<unk>`` tokens, scores are reported with a warning.
+UNK_WARNING_SHARE = 0.05
+
+
+def unk_warning(metrics: dict[str, Any], what: str) -> str | None:
+    """A one-line warning when ``<unk>`` makes up a large share of the scored tokens."""
+    share = metrics.get("unk_share")
+    if share is None or share <= UNK_WARNING_SHARE:
+        return None
+    return (
+        f"{share:.1%} of the tokens of {what} are <unk> ({metrics['unk_tokens']:,}): the loss "
+        "and bits per character are too optimistic (predicting <unk> is easy); use a larger "
+        "vocabulary (--min-freq 1, more training text) or another tokenizer"
+    )
 
 
 def _scaled(count: int | None, tokens: int, total_tokens: int) -> int | None:

@@ -4,8 +4,8 @@ A run folder holds ``last.pt`` (resumable), ``best.pt`` (lowest validation loss)
 ``step-N.pt``, ``metrics.jsonl`` (one JSON object per logged step or validation) and
 ``train_config.json``. `RunFolder` is the only writer of those files and the only owner of the
 progress bar, so the rule about who writes what has exactly one place to live: under
-``torchrun`` only rank 0's `RunFolder` (``main=True``) writes files, draws the bar and prints;
-the others' are silent.
+``torchrun`` only rank 0's `RunFolder` (``main=True``) writes files, takes the folder's lock,
+draws the bar and prints; the others' are silent.
 
 Messages go through the ``textgen`` logger. The package installs a `logging.NullHandler`, as a
 library should; while a run is in progress and the application has not configured logging,
@@ -20,14 +20,16 @@ import logging
 import math
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from textgen.atomic import append_line, atomic_write_text
 from textgen.checkpoint import run_checkpoints, save_checkpoint
+from textgen.lockfile import RunLock
 from textgen.train_config import TrainConfig
 from textgen.validation import InvalidValueError
 
@@ -87,7 +89,7 @@ class RunFolder:
         out_dir: the run folder (created when the run starts).
         progress: draw a progress bar and print validation lines.
         main: this process writes the run (rank 0 under ``torchrun``; one process always);
-            False makes every writing and printing method a no-op.
+            False makes every writing and printing method, and the lock, a no-op.
     """
 
     def __init__(self, out_dir: Path, *, progress: bool, main: bool = True) -> None:
@@ -96,6 +98,8 @@ class RunFolder:
         self.show_progress = progress and main
         self.bar: Any = None
         self._console = ExitStack()
+        #: held by `Trainer.fit` for the whole run: one writer per run folder (rank 0's)
+        self.lock: AbstractContextManager[Any] = RunLock(out_dir) if main else nullcontext()
 
     @property
     def last_path(self) -> Path:
@@ -129,12 +133,14 @@ class RunFolder:
             # Steps logged after last.pt was written will run again: keep them only once.
             lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
             kept = [line for line in lines if _record_step(line) <= initial]
-            self.metrics_path.write_text("".join(kept), encoding="utf-8")
+            atomic_write_text(self.metrics_path, "".join(kept), what="metrics")
         if fresh:  # a new run (or an explicit overwrite): nothing of an older run may linger
             for old in [self.metrics_path, *run_checkpoints(self.out_dir)]:
                 old.unlink(missing_ok=True)
-        (self.out_dir / "train_config.json").write_text(
-            json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8"
+        atomic_write_text(
+            self.out_dir / "train_config.json",
+            json.dumps(asdict(config), indent=2) + "\n",
+            what="run settings",
         )
         self._console.enter_context(
             console_messages(logging.INFO if self.show_progress else logging.WARNING)
@@ -151,8 +157,7 @@ class RunFolder:
         """Append one record to ``metrics.jsonl``."""
         if not self.main:
             return
-        with self.metrics_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_line(self.metrics_path, json.dumps(record) + "\n", what="metrics")
 
     def log_validation(self, metrics: dict[str, Any]) -> None:
         """Record a validation in ``metrics.jsonl`` and tell the user (above the bar)."""

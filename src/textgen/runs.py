@@ -24,6 +24,7 @@ from textgen import distributed
 from textgen.callbacks import Callback
 from textgen.checkpoint import load_checkpoint
 from textgen.data import DataConfig
+from textgen.lockfile import RunLock
 from textgen.model import LSTMLanguageModel, ModelConfig
 from textgen.resume import check_world_size
 from textgen.run_config import load_run_data, save_run_data
@@ -72,11 +73,18 @@ def plan_run(settings: Mapping[str, Mapping[str, Any]], *, resume: bool = False)
             or fixed training setting, or launched with another number of processes; the
             device or precision is unavailable.
         CheckpointError: ``resume`` and the run's ``last.pt`` is missing or unreadable.
+        RunFolderBusyError: another process is training into ``train.out_dir``.
     """
     data_given = dict(settings.get("data", {}))
     model_given = dict(settings.get("model", {}))
     train_given = dict(settings.get("train", {}))
     out = Path(train_given.get("out_dir", TrainConfig().out_dir))
+    if out.exists() and not out.is_dir():
+        raise InvalidValueError(
+            "out_dir", f"out_dir {out} is a file, not a folder; give a folder for the run"
+        )
+    if distributed.launch_rank() == 0:  # under torchrun, rank 0 alone writes (and locks)
+        RunLock(out).check()  # a folder another run is writing into is refused before any work
     if not resume:
         train = TrainConfig.from_dict(train_given)
         ModelConfig(vocab_size=2, **model_given)  # check the model's settings now
@@ -122,7 +130,7 @@ def build_trainer(plan: RunPlan, *, callbacks: Sequence[Callback] = ()) -> Train
 
 
 def _write_run_data(out: Path, data: DataConfig) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    RunLock(out).check()
     save_run_data(out, data)
 
 
@@ -131,9 +139,9 @@ def _saved_data(out: Path, given: dict[str, Any], tokenizer_kind: str) -> DataCo
     saved = load_run_data(out)
     if saved is None and "sources" not in given:
         raise InvalidValueError(
-            "sources",
+            ("sources", "val_files", "val_fraction"),
             f"{out} has no data.json saying what text it was trained on (a run made from "
-            "Python?); give the same sources (and val_files / val_fraction) again",
+            "Python?); give the same text again (and the same val_files or val_fraction)",
         )
     return saved or DataConfig(tokenizer=tokenizer_kind)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from textgen import distributed
-from textgen.callbacks import Callback, EarlyStopping, SampleCallback
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback, TensorBoardCallback
 from textgen.checkpoint import load_checkpoint
 from textgen.data import Corpus, TokenSplit
-from textgen.evaluation import evaluate_split
+from textgen.evaluation import evaluate_split, unk_warning
 from textgen.health import DivergenceGuard, GradientWatch, TrainingDivergedError
 from textgen.loss import compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, State, detach_state
@@ -143,10 +143,13 @@ class Trainer:
         # fp16 needs loss scaling; with any other precision the scaler is a no-op.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.callbacks: list[Callback] = list(callbacks)
-        if config.sample_every and self.rank == 0:
+        if config.sample_every and self.rank == 0:  # under torchrun, rank 0 prints and writes
             self.callbacks.append(SampleCallback(config.sample_every, config.sample_length))
         if config.early_stopping_patience:
             self.callbacks.append(EarlyStopping(config.early_stopping_patience))
+        if config.tensorboard is not None and self.rank == 0:
+            log_dir = config.tensorboard or str(Path(config.out_dir) / "tensorboard")
+            self.callbacks.append(TensorBoardCallback(log_dir, every=config.log_every))
         self.run_folder = RunFolder(
             Path(config.out_dir), progress=config.progress, main=self.rank == 0
         )
@@ -161,6 +164,7 @@ class Trainer:
         self.state: State | None = None
         self._stop_request: str | None = None
         self._saved_at = -1
+        self._warned_unk = False
 
     # ------------------------------------------------------------------ the training story
     def fit(self, *, resume: bool = False) -> TrainResult:
@@ -172,13 +176,20 @@ class Trainer:
 
         Raises:
             CheckpointError: ``resume`` is set and ``last.pt`` is missing or unreadable.
+            RunFolderBusyError: another process is training into ``out_dir``.
+            StorageError: a checkpoint or ``metrics.jsonl`` could not be written (disk full,
+                no permission); the previous ``last.pt`` is intact, resume from it.
             ValueError: ``out_dir`` already holds a run and neither ``resume`` nor
                 ``config.overwrite`` is set (a run is never replaced by accident), or the
                 resumed run was made with different fixed settings.
             TrainingDivergedError: the loss stayed non-finite after ``max_nan_retries`` rollbacks.
         """
         try:
-            return self._fit(resume)
+            with ExitStack() as held:
+                # One writer per run folder, for the whole run (the kernel frees it if we die);
+                # under torchrun rank 0 holds it, and a busy folder stops every rank.
+                distributed.everywhere(lambda: held.enter_context(self.run_folder.lock))
+                return self._fit(resume)
         finally:
             distributed.shutdown()  # under torchrun, leave the group textgen joined (also on errors)
 
@@ -347,6 +358,7 @@ class Trainer:
             seq_len=self.config.seq_len,
             max_batches=self.config.eval_batches,
             autocast=self._autocast,
+            unk_id=self.tokenizer.unk_id,
             rank=distributed.rank(),  # live: after fit the group is gone, one process scores all
             world_size=distributed.world_size(),
         )
@@ -413,6 +425,14 @@ class Trainer:
                 "val_tokens": result["tokens"],
                 "val_scope": "full" if result["complete"] else "sample",
             }
+            if "unk_share" in result:
+                metrics.update(
+                    val_unk_tokens=result["unk_tokens"], val_unk_share=result["unk_share"]
+                )
+                warning = unk_warning(result, "the validation text")
+                if warning and not self._warned_unk:
+                    self._warned_unk = True
+                    self.run_folder.warn(warning)
             self.run_folder.log_validation(metrics)
             improved = self.best_val_loss is None or result["loss"] < self.best_val_loss
             if improved:

@@ -15,6 +15,7 @@ from textgen.data import DataConfig
 from textgen.model import ModelConfig
 from textgen.run_config import read_run_config
 from textgen.runs import RunPlan, build_trainer, plan_run
+from textgen.runtime import describe_device
 from textgen.train_config import TrainConfig
 
 
@@ -33,7 +34,18 @@ def add_parsers(commands: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the run's last.pt exactly")
     add_config_flags(p, DataConfig, section="data", title="data and tokenizer")
     add_config_flags(p, ModelConfig, section="model", exclude=("vocab_size",), title="model")
-    add_config_flags(p, TrainConfig, section="train")
+    add_config_flags(p, TrainConfig, section="train", exclude=("tensorboard",))
+    # --tensorboard alone means OUT_DIR/tensorboard, so it takes an optional value.
+    p.add_argument(
+        "--tensorboard",
+        nargs="?",
+        const="",
+        default=argparse.SUPPRESS,
+        dest="train.tensorboard",
+        metavar="DIR",
+        help="write TensorBoard curves and samples to DIR (alone: OUT_DIR/tensorboard; needs "
+        "pip install 'textgen-lstm[tensorboard]') (default: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,13 +67,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(plan: RunPlan) -> int:
-    trainer = build_trainer(plan)
+    try:
+        trainer = build_trainer(plan)
+    except ImportError as error:  # an optional package (tensorboard) missing: one line
+        raise ValueError(str(error)) from None
     model, corpus, out = trainer.model, trainer.corpus, plan.train.out_dir
     main = trainer.rank == 0  # under torchrun, rank 0 speaks for every process
     if plan.train.progress and main:
-        processes = ""
+        device = describe_device(plan.train.device, trainer.device).removeprefix("device: ")
         if trainer.world_size > 1:
-            processes = (
+            device += (
                 f" x {trainer.world_size} processes (global batch "
                 f"{plan.train.batch_size * trainer.world_size})"
             )
@@ -69,7 +84,7 @@ def _train(plan: RunPlan) -> int:
             f"training a {model.config.num_layers}-layer {model.config.cell.upper()} "
             f"({model.num_parameters():,} parameters) on {corpus.train.num_tokens:,} "
             f"{corpus.tokenizer.kind} tokens (vocabulary {corpus.tokenizer.vocab_size}) on "
-            f"{trainer.device}{processes} in {trainer.precision}; run folder {out}",
+            f"{device} in {trainer.precision}; run folder {out}",
             file=sys.stderr,
         )
     result = trainer.fit(resume=plan.resume)
