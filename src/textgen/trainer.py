@@ -189,7 +189,9 @@ class Trainer:
                 # One writer per run folder, for the whole run (the kernel frees it if we die);
                 # under torchrun rank 0 holds it, and a busy folder stops every rank.
                 distributed.everywhere(lambda: held.enter_context(self.run_folder.lock))
-                return self._fit(resume)
+                result = self._fit(resume)
+            distributed.barrier()  # no rank leaves the group while another still talks to it
+            return result
         finally:
             distributed.shutdown()  # under torchrun, leave the group textgen joined (also on errors)
 
