@@ -66,7 +66,7 @@ def test_train_resume_generate_evaluate_info(tmp_path, text_file, cache, capsys)
     assert info["resumable"] and info["path"].endswith("last.pt")  # a folder: the run as it stands
     last = load_checkpoint(out / "last.pt")
     assert info["parameters"] == last.build_model().num_parameters()
-    assert info["vocab_size"] == len(set(TEXT))
+    assert info["vocab_size"] == len(set(TEXT)) + 1  # and end-of-text
 
     code, text, err = run(
         [

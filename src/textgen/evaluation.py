@@ -80,7 +80,7 @@ def evaluate_split(
     rows = slice(rank * streams // world_size, (rank + 1) * streams // world_size)
     was_training = model.training
     model.eval()
-    sums = torch.zeros(3, device=device, dtype=torch.float64)  # nats, tokens, <unk> tokens
+    sums = torch.zeros(3, device=device, dtype=torch.float64)  # nats, tokens, <unk> targets
     state = None
     try:
         for index in range(num_batches if rows.start < rows.stop else 0):
@@ -97,7 +97,7 @@ def evaluate_split(
         model.train(was_training)
     if world_size > 1:
         distributed.all_reduce(sums)
-    total_nats, total_tokens, unknown = float(sums[0]), int(sums[1]), int(sums[2])
+    total_nats, total_tokens = float(sums[0]), int(sums[1])
     metrics = compute_metrics(
         total_nats,
         total_tokens,
@@ -107,7 +107,8 @@ def evaluate_split(
     result: dict[str, Any] = {"tokens": total_tokens, **metrics}
     result["complete"] = num_batches == len(batcher)
     if unk_id is not None:
-        result.update(unk_tokens=unknown, unk_share=unknown / max(total_tokens, 1))
+        unk_tokens = int(sums[2])
+        result.update(unk_tokens=unk_tokens, unk_share=unk_tokens / max(total_tokens, 1))
     return result
 
 

@@ -10,8 +10,9 @@ is the public face of that flow (`SampleConfig`, `Generation`, `Sampler`); the w
 `textgen.beam`.
 
 Conventions:
-    * Empty prompt: the model starts from one start token (`start_token_id`). It is model input
-      only: not part of the text nor of the ``input_ids`` processors see.
+    * Empty prompt: the model starts from one start token (`start_token_id`; the end-of-text
+      token for a model trained on documents, so it begins a new one). It is model input only:
+      not part of the text nor of the ``input_ids`` processors see.
     * Seeds: row ``i`` of a call with ``seed=s`` uses its own generator seeded with ``s + i``, so
       sample ``i`` of a batch equals a one-sample call with ``seed=s + i`` (same device), and the
       global RNG is never touched. Without a seed, a fresh seed comes from ``os.urandom``.
@@ -26,12 +27,14 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from textgen.beam import beam_search as _beam_search
+from textgen.checkpoint import load_checkpoint
 from textgen.decoding import DecodingRun, score_tokens, start_token_id
 from textgen.options import option
 from textgen.processors import (
@@ -255,6 +258,8 @@ class Sampler:
         tokenizer: the tokenizer the model was trained with.
         device: move the model there (``"cpu"``, ``"cuda"``, ``"auto"``...); None keeps it where
             it is.
+        documents: the model was trained in documents mode (end-of-text between items): an empty
+            prompt starts from end-of-text, so it begins a new item. `from_checkpoint` sets it.
 
     Example:
         >>> sampler = Sampler(model, tokenizer)                                 # doctest: +SKIP
@@ -262,7 +267,12 @@ class Sampler:
     """
 
     def __init__(
-        self, model: nn.Module, tokenizer: Tokenizer, *, device: str | torch.device | None = None
+        self,
+        model: nn.Module,
+        tokenizer: Tokenizer,
+        *,
+        device: str | torch.device | None = None,
+        documents: bool = False,
     ) -> None:
         if not isinstance(tokenizer, Tokenizer):
             raise TypeError(
@@ -290,6 +300,31 @@ class Sampler:
             if isinstance(model_vocab, int) and model_vocab > tokenizer.vocab_size
             else None
         )
+        eos = tokenizer.eos_id
+        #: the token an empty prompt starts from
+        self.start_id = eos if documents and eos is not None else start_token_id(tokenizer)
+
+    @classmethod
+    def from_checkpoint(cls, source: str | Path, device: str | torch.device = "auto") -> Sampler:
+        """A sampler for a saved model, in one call.
+
+        Args:
+            source: a checkpoint file, a run folder (its ``best.pt``) or the name of a bundled
+                pretrained model such as ``"shakespeare"``.
+            device: where to run (``"auto"``: CUDA when available, else CPU).
+
+        Raises:
+            CheckpointError: nothing readable at ``source``.
+            ValueError: the device is not available.
+
+        Example:
+            >>> sampler = Sampler.from_checkpoint("shakespeare")                  # doctest: +SKIP
+            >>> print(sampler.generate("ROMEO:", max_new_tokens=60, seed=0)[0].text)  # doctest: +SKIP
+        """
+        checkpoint = load_checkpoint(source)
+        documents = checkpoint.metadata.get("documents", "none") not in (None, "none")
+        model = checkpoint.build_model(resolve_device(device))
+        return cls(model, checkpoint.tokenizer, documents=documents)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -456,7 +491,7 @@ class Sampler:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
         ids = _encode(self.tokenizer, prompt, "prompt")
-        return (ids, ids) if ids else ([start_token_id(self.tokenizer)], [])
+        return (ids, ids) if ids else ([self.start_id], [])
 
     def _prepare(
         self, prompt: str, config: SampleConfig, logits_processors: Sequence[ProcessorFunction]

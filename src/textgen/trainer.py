@@ -466,6 +466,8 @@ class Trainer:
             "world_size": self.world_size,
             "global_batch_size": self.config.batch_size * self.world_size,
             "train_config": asdict(self.config),
+            # how the text was cut into documents: samplers start a new one from end-of-text
+            "documents": self.corpus.documents,
         }
         save = self.run_folder.save
         distributed.on_main(
