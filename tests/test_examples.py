@@ -133,5 +133,7 @@ def test_serve_onnx_runs_without_torch(tmp_path, example_env):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     text = completed.stdout[: -len("\n")]  # print() ends the text with one newline
-    assert text.startswith("Romeo") and len(text) == len("Romeo") + 30
+    # 30 new characters, fewer if the model drew end-of-text (where the example stops)
+    assert text.startswith("Romeo") and len("Romeo") < len(text) <= len("Romeo") + 30
+    assert "<|endoftext|>" not in text
     assert set(text) <= set("Romeo and Juliet.\n")
