@@ -126,3 +126,22 @@ def test_bad_sizes_name_the_parameter(kwargs, error, match):
         evaluate_split(model, split, **kwargs)
     with pytest.raises(TypeError, match="split must be a TokenSplit, got ndarray"):
         evaluate_split(model, split.ids)
+
+
+def test_unknown_tokens_are_counted_and_a_large_share_is_flagged(tmp_path):
+    from textgen.data import prepare_corpus
+    from textgen.evaluation import evaluate_split, unk_warning
+    from textgen.model import LSTMLanguageModel, ModelConfig
+    from textgen.tokenizers import WordTokenizer
+
+    tokenizer = WordTokenizer().fit(["the cat sat on the mat\n"])
+    text = tmp_path / "other.txt"
+    text.write_text("a dog ran to the park\n" * 5, encoding="utf-8")
+    split = prepare_corpus([text], tokenizer, val_fraction=0, cache_dir=tmp_path / "c").train
+    model = LSTMLanguageModel(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=8))
+    metrics = evaluate_split(model, split, batch_size=1, seq_len=8, unk_id=tokenizer.unk_id)
+    unk = int((split.ids[1:] == tokenizer.unk_id).sum())
+    assert metrics["unk_tokens"] == unk and metrics["unk_share"] == unk / metrics["tokens"]
+    warning = unk_warning(metrics, "the text")
+    assert warning is not None and "<unk>" in warning and "too optimistic" in warning
+    assert "unk_tokens" not in evaluate_split(model, split, batch_size=1, seq_len=8)

@@ -57,7 +57,8 @@ def example_env(tmp_path, monkeypatch):
 
 
 def test_every_example_has_a_test():
-    assert sorted(SCRIPTS) == sorted(p.name for p in EXAMPLES.glob("*.py"))
+    tested = [*SCRIPTS, "serve_onnx.py"]  # serve_onnx.py: test_serve_onnx_runs_without_torch
+    assert sorted(tested) == sorted(p.name for p in EXAMPLES.glob("*.py"))
     assert len(NOTEBOOKS) >= 4
 
 
@@ -91,3 +92,46 @@ def test_notebook_runs(notebook, tmp_path, example_env):
         force_raise_errors=True,  # even a cell tagged "raises-exception" may not fail
     )
     client.execute()  # raises CellExecutionError naming the failing cell
+
+
+def test_serve_onnx_runs_without_torch(tmp_path, example_env):
+    """examples/serve_onnx.py generates from an exported model with torch made unimportable."""
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    pytest.importorskip("onnx", reason="the export extra is not installed")
+    import torch
+
+    from textgen import CharTokenizer, LSTMLanguageModel, ModelConfig
+    from textgen.export import export_model
+
+    tokenizer = CharTokenizer().fit(["Romeo and Juliet.\n"])
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16))
+    export_model(model, tmp_path / "model.onnx", tokenizer=tokenizer)
+    # `import torch` raises ImportError when sys.modules maps it to None.
+    runner = (
+        "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            runner,
+            str(EXAMPLES / "serve_onnx.py"),
+            str(tmp_path / "model.onnx"),
+            "--prompt",
+            "Romeo",
+            "--length",
+            "30",
+            "--seed",
+            "1",
+        ],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    text = completed.stdout[: -len("\n")]  # print() ends the text with one newline
+    assert text.startswith("Romeo") and len(text) <= len("Romeo") + 30  # end-of-text stops it
+    assert set(text) <= set("Romeo and Juliet.\n")

@@ -30,15 +30,38 @@ def test_prepare_splits_from_the_end_and_round_trips(corpus_file: Path, tmp_path
     assert corpus.val.num_bytes == len(val.encode("utf-8"))
 
 
-def test_tokenizer_is_fitted_on_the_train_split_only(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.txt", "abab\n" * 40 + "abzz\n" * 4)
-    with pytest.raises(UnknownTokenError, match="val split.*training split only.*'z'"):
-        prepare_corpus(path, val_fraction=0.1, cache_dir=tmp_path / "c1")
+def test_word_tokenizer_is_fitted_on_the_train_split_only(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "a b a b\n" * 40 + "a b zz\n" * 4)
+    with pytest.raises(UnknownTokenError, match="val split.*training split only.*'zz'"):
+        prepare_corpus(
+            path,
+            tokenizer_kind="word",
+            tokenizer_options={"unknown": "error"},
+            val_fraction=0.1,
+            cache_dir=tmp_path / "c1",
+        )
     corpus = prepare_corpus(
-        path, tokenizer_options={"unknown": "unk"}, val_fraction=0.1, cache_dir=tmp_path / "c2"
+        path, tokenizer_kind="word", val_fraction=0.1, cache_dir=tmp_path / "c2"
     )
-    assert "z" not in corpus.tokenizer.vocab
-    assert corpus.val is not None and decode_split(corpus, corpus.val) == "ab<unk><unk>\n" * 4
+    assert "zz" not in corpus.tokenizer.vocab
+    assert corpus.val is not None and decode_split(corpus, corpus.val) == "a b <unk>\n" * 4
+
+
+def test_char_alphabet_comes_from_all_of_the_text_and_counts_from_training(
+    tmp_path: Path,
+) -> None:
+    """Chinese-like text: the held-out part holds characters the training part lacks."""
+    path = write(tmp_path / "a.txt", "天地玄黄\n" * 80 + "范\n")
+    corpus = prepare_corpus(path, cache_dir=tmp_path / "c")  # the defaults
+    assert "范" in corpus.tokenizer.vocab
+    assert corpus.val is not None
+    assert "范" in decode_split(corpus, corpus.val)
+    assert "范" not in decode_split(corpus, corpus.train)  # the model never trains on them
+    explicit = write(tmp_path / "val.txt", "天地范\n")
+    corpus = prepare_corpus(
+        write(tmp_path / "b.txt", "天地玄黄\n" * 40), val_sources=explicit, cache_dir=tmp_path / "d"
+    )
+    assert "范" in corpus.tokenizer.vocab
 
 
 def test_given_fitted_tokenizer_is_used_as_is(corpus_file: Path, tmp_path: Path) -> None:
@@ -238,8 +261,10 @@ def test_data_config_prepare_passes_every_setting(tmp_path: Path) -> None:
     corpus = config.prepare()
     assert corpus.cache_path.parent == tmp_path / "cache"
     assert decode_split(corpus, corpus.train) == "héllo\ufffd world\n"
-    # "e" is only in the validation text: unknown="unk" reached the tokenizer
-    assert corpus.val is not None and decode_split(corpus, corpus.val) == "h<unk>llo\n"
+    # unknown="unk" reached the tokenizer (and "e", only in the validation text, is known:
+    # the character alphabet comes from all of the text)
+    assert corpus.tokenizer.unk_id == 0 and corpus.tokenizer.vocab[0] == "<unk>"
+    assert corpus.val is not None and decode_split(corpus, corpus.val) == "hello\n"
 
 
 def test_data_config_prepare_uses_a_given_tokenizer(corpus_file: Path, tmp_path: Path) -> None:

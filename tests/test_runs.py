@@ -85,7 +85,7 @@ def test_the_command_line_names_the_flags_it_refuses(settings, capsys):
 def test_a_run_without_data_json_asks_for_its_data(settings, tmp_path):
     build_trainer(plan_run(settings)).fit()
     (tmp_path / "run" / "data.json").unlink()  # as a run made with the Python API
-    with pytest.raises(ValueError, match="no data.json.*give the same sources"):
+    with pytest.raises(ValueError, match="no data.json.*give the same text again"):
         plan_run({"train": {"out_dir": settings["train"]["out_dir"]}}, resume=True)
     plan = plan_run({**settings, "model": {}}, resume=True)
     assert plan.data.sources == settings["data"]["sources"]

@@ -33,7 +33,7 @@ def test_files_without_final_newline_are_separated(tmp_path: Path) -> None:
 def test_bad_utf8_names_file_and_offset(tmp_path: Path) -> None:
     path = write(tmp_path / "bad.txt", "héllo".encode() + b"\xff rest\n")
     with pytest.raises(
-        ValueError, match=r"bad\.txt: invalid UTF-8 at byte offset 6 .*errors='replace'"
+        ValueError, match=r"bad\.txt: invalid UTF-8 at byte offset 6 .*encoding_errors='replace'"
     ):
         prepare_corpus(path, cache_dir=tmp_path)
     corpus = prepare_corpus(path, errors="replace", val_fraction=0, cache_dir=tmp_path)

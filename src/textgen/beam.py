@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from textgen.decoding import nothing_left_error, unchecked_forward
+from textgen.decoding import nothing_left_error, run_prompt, unchecked_forward
 from textgen.kernels import choose_kernel, cpu_kernel
 from textgen.model import select_state
 from textgen.processors import ProcessorFunction, apply_processors, may_remove_every_token
@@ -58,16 +58,13 @@ def beam_search(
     """
     width, eos, penalty = num_beams, eos_id, length_penalty
     device = next(iter(model.parameters())).device
-    ids = torch.tensor([model_input], dtype=torch.long, device=device)
     model_step = unchecked_forward(model)
     # The faster CPU kernel for each phase, measured once per model shape (kernels.py).
     kernels = {
         phase: choose_kernel(model, lambda x: model_step(x, None), phase=phase, batch_size=rows)
         for phase, rows in (("prompt", 1), ("step", num_beams))
     }
-    with cpu_kernel(kernels["prompt"]):
-        logits, state = model(ids, None)  # the prompt, once, with the model's own checks
-    logits = logits[:, -1].float()
+    logits, state = run_prompt(model, model_input, kernels["prompt"])  # in chunks
     check_removed = may_remove_every_token(processors)
     tokens = torch.tensor([history], dtype=torch.long, device=device)  # (beams, T)
     token_logprobs = torch.zeros(1, 0, device=device)  # model log-probs per beam token

@@ -14,9 +14,7 @@ checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 import torch
 
+from textgen.atomic import atomic_write
 from textgen.model import LSTMLanguageModel, ModelConfig
 from textgen.pretrained import available_pretrained, is_pretrained_name, pretrained_path
 from textgen.tokenizers import Tokenizer, tokenizer_from_dict
@@ -127,6 +126,8 @@ def save_checkpoint(
 
     Raises:
         CheckpointError: a weight is NaN or infinite (a broken model is never saved).
+        StorageError: the file could not be written (disk full, no permission); the message
+            names it, the previous file at ``path`` is intact and no temporary file is left.
     """
     path = Path(path)
     model_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -146,19 +147,7 @@ def save_checkpoint(
         "train_state": _to_cpu(train_state) if train_state is not None else None,
         "metadata": dict(metadata or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, lambda file: torch.save(payload, file), what="checkpoint")
     return path
 
 
@@ -233,27 +222,7 @@ def _json_loads(text: Any) -> Any:
     return json.loads(text)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _first_line(error: BaseException) -> str:
     """The first sentence of an error: torch's own messages run to paragraphs."""
     lines = str(error).strip().splitlines()
     return lines[0].split(". ")[0] if lines else type(error).__name__
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable; not every platform can open a folder, so failures are ignored."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -2,8 +2,9 @@
 
 In the sampling flow (prompt -> ``encode`` -> **model over the prompt once -> last-step logits
 ``(B, V)`` -> processors -> draw -> fed back**) this module owns the part in bold. A
-`DecodingRun` runs the model over the prompt once (an empty prompt starts from
-`start_token_id`); each `DecodingRun.step` then feeds the previous token with the carried state
+`DecodingRun` runs the model over the prompt once, in chunks of `PROMPT_CHUNK` tokens with
+the state carried (so a long prompt needs no more memory than a short one; an empty prompt
+starts from `start_token_id`); each `DecodingRun.step` then feeds the previous token with the carried state
 (one model step per token, whatever the length so far), applies the logits processors
 (`textgen.processors`) and draws the next id of each row by inverse CDF from that row's own
 ``torch.Generator``. `DecodingRun.run` steps until every row has finished, handing the new ids
@@ -118,6 +119,33 @@ def score_tokens(
     return result
 
 
+#: Prompt tokens per model call: the prompt is read in chunks with the state carried, so a
+#: prompt of any length needs memory for one chunk's (chunk, V) logits, never the whole prompt's.
+PROMPT_CHUNK = 512
+
+
+def run_prompt(
+    model: nn.Module, model_input: list[int], kernel: bool | None = None
+) -> tuple[torch.Tensor, State]:
+    """Run ``model`` over a prompt in chunks of `PROMPT_CHUNK` tokens, carrying the state.
+
+    Returns:
+        The last position's logits ``(1, V)`` float, and the state after the whole prompt.
+    """
+    device = next(iter(model.parameters())).device
+    state: State | None = None
+    last: torch.Tensor | None = None
+    with cpu_kernel(kernel):
+        for start in range(0, len(model_input), PROMPT_CHUNK):
+            ids = torch.tensor(
+                [model_input[start : start + PROMPT_CHUNK]], dtype=torch.long, device=device
+            )
+            logits, state = model(ids, state)  # with the model's own checks
+            last = logits[:, -1].float()
+    assert last is not None and state is not None, "a prompt holds at least one token"
+    return last, state
+
+
 def nothing_left_error(new_token: int) -> ValueError:
     """The error for processors that left a row with every token removed."""
     return ValueError(
@@ -162,7 +190,6 @@ class DecodingRun:
         want_logprobs: bool,
     ) -> None:
         device = next(iter(model.parameters())).device
-        ids = torch.tensor([model_input], dtype=torch.long, device=device)
         self.model_step = unchecked_forward(model)
         # The faster CPU kernel for each phase, measured once per model shape (kernels.py).
         prompt_kernel = choose_kernel(
@@ -171,11 +198,10 @@ class DecodingRun:
         self.step_kernel = choose_kernel(
             model, lambda x: self.model_step(x, None), phase="step", batch_size=num_rows
         )
-        with cpu_kernel(prompt_kernel):
-            logits, state = model(ids, None)  # the prompt, once, with the model's own checks
+        last, state = run_prompt(model, model_input, prompt_kernel)  # in chunks, state carried
         rows = torch.zeros(num_rows, dtype=torch.long, device=device)
         self.state = select_state(state, rows)
-        self.logits = logits[:, -1].float().expand(num_rows, -1)
+        self.logits = last.expand(num_rows, -1)
         self.prompt_length = len(history)
         self.length = len(history)
         self.max_new_tokens = max_new_tokens
@@ -266,8 +292,10 @@ class DecodingRun:
 
 
 __all__ = [
+    "PROMPT_CHUNK",
     "DecodingRun",
     "nothing_left_error",
+    "run_prompt",
     "sample_from_logits",
     "score_tokens",
     "start_token_id",

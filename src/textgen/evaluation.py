@@ -28,6 +28,7 @@ def evaluate_split(
     seq_len: int = 256,
     max_batches: int | None = None,
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    unk_id: int | None = None,
 ) -> dict[str, Any]:
     """Cross-entropy of ``model`` over a token stream, with the state carried across windows.
 
@@ -42,12 +43,16 @@ def evaluate_split(
         seq_len: T, tokens per window (the last window may be shorter).
         max_batches: score only the first this many windows; None: all of them.
         autocast: a context manager factory entered around each forward (mixed precision).
+        unk_id: the tokenizer's ``<unk>`` id, if it has one: the scored ``<unk>`` targets are
+            counted, because a text whose words mostly map to ``<unk>`` scores deceptively
+            well (predicting ``<unk>`` is easy), and bits per character then mean little.
 
     Returns:
         ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte",
-        "complete"}``; ``complete`` is False when ``max_batches`` left windows unscored (the
-        figures then cover the first windows of every stream: a fixed sample spread over the
-        text).
+        "complete"}``, plus ``"unk_tokens"`` and ``"unk_share"`` (of the scored tokens) when
+        ``unk_id`` is given; ``complete`` is False when ``max_batches`` left windows unscored
+        (the figures then cover the first windows of every stream: a fixed sample spread over
+        the text).
 
     Raises:
         TypeError: ``split`` is not a `TokenSplit`, or a size is not an int.
@@ -62,6 +67,7 @@ def evaluate_split(
     was_training = model.training
     model.eval()
     nats, total_tokens, state = torch.zeros((), device=device, dtype=torch.float64), 0, None
+    unknown = torch.zeros((), device=device, dtype=torch.int64)
     try:
         for index in range(num_batches):
             x, y = batcher.get_batch(index)
@@ -70,6 +76,8 @@ def evaluate_split(
                 logits, state = model(x, state, check=False)
             nats += sequence_cross_entropy(logits.float(), y, reduction="sum")  # no device sync
             total_tokens += y.numel()
+            if unk_id is not None:
+                unknown += (y == unk_id).sum()
     finally:
         model.train(was_training)
     total_nats = float(nats.item())
@@ -79,7 +87,28 @@ def evaluate_split(
         num_chars=_scaled(split.num_chars, total_tokens, split.num_tokens),
         num_bytes=_scaled(split.num_bytes, total_tokens, split.num_tokens),
     )
-    return {"tokens": total_tokens, **metrics, "complete": num_batches == len(batcher)}
+    result: dict[str, Any] = {"tokens": total_tokens, **metrics}
+    result["complete"] = num_batches == len(batcher)
+    if unk_id is not None:
+        unk_tokens = int(unknown.item())
+        result.update(unk_tokens=unk_tokens, unk_share=unk_tokens / max(total_tokens, 1))
+    return result
+
+
+#: Above this share of ``<unk>`` tokens, scores are reported with a warning.
+UNK_WARNING_SHARE = 0.05
+
+
+def unk_warning(metrics: dict[str, Any], what: str) -> str | None:
+    """A one-line warning when ``<unk>`` makes up a large share of the scored tokens."""
+    share = metrics.get("unk_share")
+    if share is None or share <= UNK_WARNING_SHARE:
+        return None
+    return (
+        f"{share:.1%} of the tokens of {what} are <unk> ({metrics['unk_tokens']:,}): the loss "
+        "and bits per character are too optimistic (predicting <unk> is easy); use a larger "
+        "vocabulary (--min-freq 1, more training text) or another tokenizer"
+    )
 
 
 def _scaled(count: int | None, tokens: int, total_tokens: int) -> int | None:

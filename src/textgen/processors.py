@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from textgen.tokenizers import Tokenizer, UnknownTokenError
+from textgen.bans import StringBans
+from textgen.tokenizers import Tokenizer
 from textgen.validation import InvalidTypeError, InvalidValueError, check_float, check_int
 
 if TYPE_CHECKING:  # only for annotations: the sampler imports this module
@@ -100,8 +101,9 @@ class TemperatureProcessor(LogitsProcessor):
         self.temperature = check_float("temperature", temperature)
         if self.temperature <= 0:
             raise InvalidValueError(
-                "temperature",
-                f"temperature must be > 0, got {temperature!r}; use greedy decoding instead of 0",
+                ("temperature", "greedy"),
+                f"temperature must be > 0, got {temperature!r}; for the most likely token at "
+                "every step use greedy=True instead",
             )
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -303,6 +305,25 @@ class BannedTokensProcessor(LogitsProcessor):
         return logits.masked_fill(banned, _NEG_INF)
 
 
+class BannedStringsProcessor(LogitsProcessor):
+    """Never let the decoded text contain any of ``strings`` (``bad_words``, ``--ban``).
+
+    Checked on the text, not on one tokenization (`textgen.bans.StringBans`): a token is
+    removed when the text so far followed by it would contain a banned string, so ``"the"`` is
+    kept out of ``" the"``, ``"thee"`` and ``"t" + "he"`` alike, whatever the tokenizer.
+
+    Raises:
+        ValueError: a string is empty.
+    """
+
+    def __init__(self, strings: Sequence[str], tokenizer: Tokenizer) -> None:
+        self.strings = tuple(strings)
+        self.bans = StringBans(self.strings, tokenizer)
+
+    def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return self.bans.mask_scores(input_ids, logits)
+
+
 class MinNewTokensProcessor(LogitsProcessor):
     """Forbid the end-of-sequence token until ``min_new_tokens`` tokens follow the prompt."""
 
@@ -376,12 +397,12 @@ def build_processors(
 
     Args:
         config: the sampling settings.
-        tokenizer: needed to encode ``bad_words`` and to find the end-of-sequence id for
+        tokenizer: needed to check ``bad_words`` on the text and to find the end-of-sequence id for
             ``min_new_tokens`` (without an ``eos_id`` that field has nothing to suppress).
         prompt_length: tokens of prompt in ``input_ids`` (for ``min_new_tokens``).
 
     Raises:
-        ValueError: ``bad_words`` given without a tokenizer, or one cannot be encoded.
+        ValueError: ``bad_words`` given without a tokenizer.
     """
     processors: list[LogitsProcessor] = []
     if config.repetition_penalty != 1.0:
@@ -395,9 +416,7 @@ def build_processors(
     if config.bad_words:
         if tokenizer is None:
             raise ValueError("bad_words needs a tokenizer to encode them")
-        processors.append(
-            BannedTokensProcessor([_encode_bad_word(tokenizer, w) for w in config.bad_words])
-        )
+        processors.append(BannedStringsProcessor(config.bad_words, tokenizer))
     if config.min_new_tokens > 0 and tokenizer is not None and tokenizer.eos_id is not None:
         processors.append(
             MinNewTokensProcessor(config.min_new_tokens, prompt_length, tokenizer.eos_id)
@@ -415,13 +434,6 @@ def build_processors(
     if config.typical_p is not None and config.typical_p < 1.0:
         processors.append(TypicalProcessor(config.typical_p))
     return processors
-
-
-def _encode_bad_word(tokenizer: Tokenizer, word: str) -> list[int]:
-    try:
-        return tokenizer.encode(word)
-    except UnknownTokenError as error:
-        raise UnknownTokenError(f"bad word {word!r} cannot be encoded: {error}") from error
 
 
 def apply_processors(

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from textgen.atomic import atomic_write_text
 from textgen.checkpoint import Checkpoint
 from textgen.data import DataConfig
 from textgen.model import ModelConfig
@@ -168,8 +169,7 @@ def save_run_data(run_dir: str | Path, data: DataConfig) -> Path:
     """Write a run's `DataConfig` to ``run_dir/data.json`` (so a resume reads the same text)."""
     path = Path(run_dir) / RUN_DATA_FILE
     values = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(data).items()}
-    path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, json.dumps(values, indent=2) + "\n", what="run data settings")
 
 
 def load_run_data(run_dir: str | Path) -> DataConfig | None:

@@ -26,7 +26,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from textgen.atomic import append_line, atomic_write_text
 from textgen.checkpoint import run_checkpoints, save_checkpoint
+from textgen.lockfile import RunLock
 from textgen.train_config import TrainConfig
 from textgen.validation import InvalidValueError
 
@@ -92,6 +94,8 @@ class RunFolder:
         self.show_progress = progress
         self.bar: Any = None
         self._console = ExitStack()
+        #: held by `Trainer.fit` for the whole run: one writer per run folder
+        self.lock = RunLock(out_dir)
 
     @property
     def last_path(self) -> Path:
@@ -123,12 +127,14 @@ class RunFolder:
             # Steps logged after last.pt was written will run again: keep them only once.
             lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
             kept = [line for line in lines if _record_step(line) <= initial]
-            self.metrics_path.write_text("".join(kept), encoding="utf-8")
+            atomic_write_text(self.metrics_path, "".join(kept), what="metrics")
         if fresh:  # a new run (or an explicit overwrite): nothing of an older run may linger
             for old in [self.metrics_path, *run_checkpoints(self.out_dir)]:
                 old.unlink(missing_ok=True)
-        (self.out_dir / "train_config.json").write_text(
-            json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8"
+        atomic_write_text(
+            self.out_dir / "train_config.json",
+            json.dumps(asdict(config), indent=2) + "\n",
+            what="run settings",
         )
         self._console.enter_context(
             console_messages(logging.INFO if self.show_progress else logging.WARNING)
@@ -143,8 +149,7 @@ class RunFolder:
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one record to ``metrics.jsonl``."""
-        with self.metrics_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_line(self.metrics_path, json.dumps(record) + "\n", what="metrics")
 
     def log_validation(self, metrics: dict[str, Any]) -> None:
         """Record a validation in ``metrics.jsonl`` and tell the user (above the bar)."""

@@ -26,6 +26,7 @@ from textgen.callbacks import Callback
 from textgen.checkpoint import Checkpoint, load_checkpoint
 from textgen.data import DataConfig
 from textgen.finetune import check_model_changes, extended_tokenizer, finetune_model
+from textgen.lockfile import RunLock
 from textgen.model import LSTMLanguageModel, ModelConfig
 from textgen.run_config import load_run_data, save_run_data
 from textgen.run_folder import RunFolder
@@ -84,11 +85,17 @@ def plan_run(
             or fixed training setting; the device or precision is unavailable.
         CheckpointError: ``resume`` and the run's ``last.pt`` is missing or unreadable, or
             ``init_from`` names nothing readable.
+        RunFolderBusyError: another process is training into ``train.out_dir``.
     """
     data_given = dict(settings.get("data", {}))
     model_given = dict(settings.get("model", {}))
     train_given = dict(settings.get("train", {}))
     out = Path(train_given.get("out_dir", TrainConfig().out_dir))
+    if out.exists() and not out.is_dir():
+        raise InvalidValueError(
+            "out_dir", f"out_dir {out} is a file, not a folder; give a folder for the run"
+        )
+    RunLock(out).check()  # a folder another run is writing into is refused before any work
     if init_from is not None:
         if resume:
             raise InvalidValueError(
@@ -141,7 +148,7 @@ def build_trainer(plan: RunPlan, *, callbacks: Sequence[Callback] = ()) -> Train
     trainer = Trainer(model, corpus, plan.train, callbacks=callbacks)
     if not plan.resume:
         out = Path(plan.train.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        RunLock(out).check()
         save_run_data(out, plan.data)
     return trainer
 
@@ -183,9 +190,9 @@ def _saved_data(out: Path, given: dict[str, Any], tokenizer_kind: str) -> DataCo
     saved = load_run_data(out)
     if saved is None and "sources" not in given:
         raise InvalidValueError(
-            "sources",
+            ("sources", "val_files", "val_fraction"),
             f"{out} has no data.json saying what text it was trained on (a run made from "
-            "Python?); give the same sources (and val_files / val_fraction) again",
+            "Python?); give the same text again (and the same val_files or val_fraction)",
         )
     return saved or DataConfig(tokenizer=tokenizer_kind)
 

@@ -34,10 +34,11 @@ import torch
 from torch import nn
 
 from textgen.beam import beam_search as _beam_search
-from textgen.checkpoint import load_checkpoint
+from textgen.checkpoint import Checkpoint, load_checkpoint
 from textgen.decoding import DecodingRun, score_tokens, start_token_id
 from textgen.options import option
 from textgen.processors import (
+    BannedStringsProcessor,
     BannedTokensProcessor,
     FrequencyPenaltyProcessor,
     LogitsProcessor,
@@ -68,6 +69,7 @@ from textgen.validation import (
 )
 
 __all__ = [
+    "BannedStringsProcessor",
     "BannedTokensProcessor",
     "FrequencyPenaltyProcessor",
     "Generation",
@@ -187,11 +189,58 @@ class Generation:
     score: float | None = field(default=None)
 
 
+#: Hugging Face ``generate()`` names accepted as keyword overrides: name -> (SampleConfig field,
+#: value converter).
+HF_ALIASES = {
+    "do_sample": ("greedy", lambda value: not value),
+    "num_return_sequences": ("num_samples", lambda value: value),
+}
+
+
+def _hugging_face_aliases(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Translate Hugging Face's ``do_sample`` (``greedy = not do_sample``) and
+    ``num_return_sequences`` (``num_samples``) into `SampleConfig` fields.
+
+    Raises:
+        InvalidValueError: an alias and its field are both given with different meanings.
+    """
+    overrides = dict(overrides)
+    for alias, (name, convert) in HF_ALIASES.items():
+        if alias not in overrides:
+            continue
+        value = overrides.pop(alias)
+        if alias == "do_sample":
+            value = check_bool("do_sample", value)
+        converted = convert(value)
+        if name in overrides and overrides[name] != converted:
+            raise InvalidValueError(
+                (alias, name),
+                f"{alias}={value!r} contradicts {name}={overrides[name]!r}; give one of them",
+            )
+        overrides[name] = converted
+    return overrides
+
+
 def _encode(tokenizer: Tokenizer, text: str, what: str) -> list[int]:
     try:
         return tokenizer.encode(text)
     except UnknownTokenError as error:
-        raise UnknownTokenError(f"{what} {text!r} cannot be encoded: {error}") from error
+        shown = repr(text) if len(text) <= 60 else f"of {len(text):,} characters"
+        raise UnknownTokenError(f"{what} {shown} cannot be encoded: {error}") from error
+
+
+class _VocabLimit(LogitsProcessor):
+    """Remove the ids at and past ``size``: outputs of the model its tokenizer cannot decode."""
+
+    may_remove_every_token = False
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [logits[:, : self.size], torch.full_like(logits[:, self.size :], float("-inf"))], 1
+        )
 
 
 class Sampler:
@@ -236,17 +285,34 @@ class Sampler:
         self.model = model
         self.tokenizer = tokenizer
         self.device = next(iter(model.parameters())).device
+        model_vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+        if isinstance(model_vocab, int) and model_vocab < tokenizer.vocab_size:
+            raise InvalidValueError(
+                "vocab_size",
+                f"the model's vocab_size {model_vocab} is smaller than its tokenizer's "
+                f"{tokenizer.vocab_size}: they do not belong together (give the tokenizer the "
+                "model was trained with)",
+            )
+        # A model may have more outputs than its tokenizer has tokens (the Trainer allows it);
+        # ids the tokenizer cannot decode are then never drawn.
+        self._vocab_limit = (
+            _VocabLimit(tokenizer.vocab_size)
+            if isinstance(model_vocab, int) and model_vocab > tokenizer.vocab_size
+            else None
+        )
         eos = tokenizer.eos_id
         #: the token an empty prompt starts from
         self.start_id = eos if documents and eos is not None else start_token_id(tokenizer)
 
     @classmethod
-    def from_checkpoint(cls, source: str | Path, device: str | torch.device = "auto") -> Sampler:
+    def from_checkpoint(
+        cls, source: str | Path | Checkpoint, device: str | torch.device = "auto"
+    ) -> Sampler:
         """A sampler for a saved model, in one call.
 
         Args:
-            source: a checkpoint file, a run folder (its ``best.pt``) or the name of a bundled
-                pretrained model such as ``"shakespeare"``.
+            source: a checkpoint file, a run folder (its ``best.pt``), the name of a bundled
+                pretrained model such as ``"shakespeare"``, or a loaded `Checkpoint`.
             device: where to run (``"auto"``: CUDA when available, else CPU).
 
         Raises:
@@ -257,7 +323,7 @@ class Sampler:
             >>> sampler = Sampler.from_checkpoint("shakespeare")                  # doctest: +SKIP
             >>> print(sampler.generate("ROMEO:", max_new_tokens=60, seed=0)[0].text)  # doctest: +SKIP
         """
-        checkpoint = load_checkpoint(source)
+        checkpoint = source if isinstance(source, Checkpoint) else load_checkpoint(source)
         documents = checkpoint.metadata.get("documents", "none") not in (None, "none")
         model = checkpoint.build_model(resolve_device(device))
         return cls(model, checkpoint.tokenizer, documents=documents)
@@ -278,7 +344,10 @@ class Sampler:
             prompt: text to continue ("" starts from `start_token_id`).
             config: sampling settings (default `SampleConfig()`).
             logits_processors: the caller's processors, applied after the built-in ones.
-            **overrides: `SampleConfig` fields replacing those of ``config``.
+            **overrides: `SampleConfig` fields replacing those of ``config``. Hugging Face's
+                names are accepted too: ``do_sample`` (``greedy = not do_sample``) and
+                ``num_return_sequences`` (``num_samples``); giving an alias and its field with
+                different meanings is an error.
 
         Returns:
             One `Generation` per sample (per beam with ``num_beams > 1``; see `beam_search`).
@@ -402,13 +471,22 @@ class Sampler:
         config = SampleConfig() if config is None else config
         if not isinstance(config, SampleConfig):
             raise TypeError(f"config must be a SampleConfig, got {type(config).__name__}")
+        beam_sampling = overrides.get("do_sample") is True
+        overrides = _hugging_face_aliases(overrides)
         names = {f.name for f in dataclasses.fields(SampleConfig)}
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise TypeError(
                 f"unknown sampling option(s) {', '.join(unknown)}; expected SampleConfig fields"
             )
-        return dataclasses.replace(config, **overrides) if overrides else config
+        config = dataclasses.replace(config, **overrides) if overrides else config
+        if beam_sampling and config.num_beams > 1:
+            raise InvalidValueError(
+                "do_sample",
+                "do_sample=True with num_beams > 1 (Hugging Face's beam sampling) is not "
+                "supported; beam search here is deterministic: use do_sample=False",
+            )
+        return config
 
     def _prompt(self, prompt: str) -> tuple[list[int], list[int]]:
         """(model input, history for processors) for ``prompt``."""
@@ -424,9 +502,10 @@ class Sampler:
         ``config`` asks for, then the caller's, validated here: before any model work)."""
         user = UserProcessors(logits_processors)
         model_input, history = self._prompt(prompt)
-        processors: list[ProcessorFunction] = list(
-            build_processors(config, self.tokenizer, prompt_length=len(history))
+        processors: list[ProcessorFunction] = (
+            [] if self._vocab_limit is None else [self._vocab_limit]
         )
+        processors += build_processors(config, self.tokenizer, prompt_length=len(history))
         if user.processors:
             processors.append(user)
         return model_input, history, processors

@@ -159,6 +159,12 @@ class TrainConfig:
     sample_length: int = option(
         200, "tokens in each sample printed by sample_every", group="validation"
     )
+    tensorboard: str | None = option(
+        None,
+        "write TensorBoard curves (loss, bits/char, lr, gradient norm, tokens/s, validation, a "
+        "sample per validation) to this folder; '' means OUT_DIR/tensorboard",
+        group="validation",
+    )
     # -- hardware and reproducibility
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", group="hardware")
     precision: str = option(
@@ -194,6 +200,8 @@ class TrainConfig:
         for name in ("epochs", "eval_batches", "early_stopping_patience"):
             check_optional_int(name, getattr(self, name), minimum=1)
         check_optional_float("max_time", self.max_time, minimum=0, min_inclusive=False)
+        if self.tensorboard is not None:
+            check_str("tensorboard", self.tensorboard, allow_empty=True)
         check_choice("batching", self.batching, BATCHING)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, ("auto", *SCHEDULES))

@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
-from textgen.callbacks import Callback, EarlyStopping, SampleCallback
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback, TensorBoardCallback
 from textgen.checkpoint import load_checkpoint
 from textgen.data import Corpus, TokenSplit
-from textgen.evaluation import evaluate_split
+from textgen.evaluation import evaluate_split, unk_warning
 from textgen.health import DivergenceGuard, GradientWatch, TrainingDivergedError
 from textgen.loss import compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, State, detach_state
@@ -128,6 +128,9 @@ class Trainer:
             self.callbacks.append(SampleCallback(config.sample_every, config.sample_length))
         if config.early_stopping_patience:
             self.callbacks.append(EarlyStopping(config.early_stopping_patience))
+        if config.tensorboard is not None:
+            log_dir = config.tensorboard or str(Path(config.out_dir) / "tensorboard")
+            self.callbacks.append(TensorBoardCallback(log_dir, every=config.log_every))
         self.run_folder = RunFolder(Path(config.out_dir), progress=config.progress)
         self.guard = DivergenceGuard(self.model, self.optimizer, config.max_nan_retries)
         self.gradient_watch = GradientWatch(config.clip_norm)
@@ -140,6 +143,7 @@ class Trainer:
         self.state: State | None = None
         self._stop_request: str | None = None
         self._saved_at = -1
+        self._warned_unk = False
 
     # ------------------------------------------------------------------ the training story
     def fit(self, *, resume: bool = False) -> TrainResult:
@@ -151,59 +155,68 @@ class Trainer:
 
         Raises:
             CheckpointError: ``resume`` is set and ``last.pt`` is missing or unreadable.
+            RunFolderBusyError: another process is training into ``out_dir``.
+            StorageError: a checkpoint or ``metrics.jsonl`` could not be written (disk full,
+                no permission); the previous ``last.pt`` is intact, resume from it.
             ValueError: ``out_dir`` already holds a run and neither ``resume`` nor
                 ``config.overwrite`` is set (a run is never replaced by accident), or the
                 resumed run was made with different fixed settings.
             TrainingDivergedError: the loss stayed non-finite after ``max_nan_retries`` rollbacks.
         """
         config, folder = self.config, self.run_folder
-        if resume:
-            restore_training_state(self, load_checkpoint(folder.last_path))
-            self._saved_at = self.step  # last.pt is exactly this state: no need to write it again
-        elif not config.overwrite:
-            folder.refuse_existing_run()
-        last_metrics: dict[str, Any] = {}
-        # From here on, Ctrl-C / SIGTERM finish the current step, save last.pt and return.
-        with on_stop_signals(lambda: self.request_stop("signal")):
-            folder.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
-            try:
-                folder.log(self._start_record(resume))
-                self.guard.mark_good()
-                for callback in self.callbacks:
-                    callback.on_train_begin(self)
-                start = time.perf_counter() - self.elapsed
-                batches = self._batches()
-                while (stopped_by := self._stop_reason(start)) is None:
-                    metrics = self.train_step(*next(batches))
-                    self.elapsed = time.perf_counter() - start
-                    if self.time_plan is not None:
-                        self._follow_time_plan(self.time_plan.observe(self.step, self.elapsed))
-                    metrics.update(epoch=self.batcher.epoch, elapsed=round(self.elapsed, 3))
-                    if metrics.get("skipped"):  # a non-finite step was rolled back: record it
-                        folder.log(metrics)
-                        continue
-                    last_metrics = metrics
-                    if self.step % config.log_every == 0:
-                        folder.log(metrics)
-                    folder.progress(metrics, refresh_postfix=self.step % 5 == 0)
+        # One writer per run folder, for the whole run (the kernel frees it if we die).
+        with folder.lock:
+            if resume:
+                restore_training_state(self, load_checkpoint(folder.last_path))
+                self._saved_at = (
+                    self.step
+                )  # last.pt is exactly this state: no need to write it again
+            elif not config.overwrite:
+                folder.refuse_existing_run()
+            last_metrics: dict[str, Any] = {}
+            # From here on, Ctrl-C / SIGTERM finish the current step, save last.pt and return.
+            with on_stop_signals(lambda: self.request_stop("signal")):
+                folder.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
+                try:
+                    folder.log(self._start_record(resume))
+                    self.guard.mark_good()
                     for callback in self.callbacks:
-                        callback.on_step_end(self, metrics)
-                    if self.step % config.eval_every == 0:
-                        self._validate_and_checkpoint()
-                if last_metrics and self.step % config.log_every:  # the last step is logged
-                    folder.log(last_metrics)
-                if self._saved_at != self.step:
-                    if stopped_by in ("signal", "callback"):
-                        self._save("last")  # an interruption: keep the exact state, no validation
-                    else:
-                        self._validate_and_checkpoint()
-                result = TrainResult(
-                    self.step, self.batcher.epoch, stopped_by, self.best_val_loss, last_metrics
-                )
-                for callback in self.callbacks:
-                    callback.on_train_end(self, result)
-            finally:
-                folder.close()
+                        callback.on_train_begin(self)
+                    start = time.perf_counter() - self.elapsed
+                    batches = self._batches()
+                    while (stopped_by := self._stop_reason(start)) is None:
+                        metrics = self.train_step(*next(batches))
+                        self.elapsed = time.perf_counter() - start
+                        if self.time_plan is not None:
+                            self._follow_time_plan(self.time_plan.observe(self.step, self.elapsed))
+                        metrics.update(epoch=self.batcher.epoch, elapsed=round(self.elapsed, 3))
+                        if metrics.get("skipped"):  # a non-finite step was rolled back: record it
+                            folder.log(metrics)
+                            continue
+                        last_metrics = metrics
+                        if self.step % config.log_every == 0:
+                            folder.log(metrics)
+                        folder.progress(metrics, refresh_postfix=self.step % 5 == 0)
+                        for callback in self.callbacks:
+                            callback.on_step_end(self, metrics)
+                        if self.step % config.eval_every == 0:
+                            self._validate_and_checkpoint()
+                    if last_metrics and self.step % config.log_every:  # the last step is logged
+                        folder.log(last_metrics)
+                    if self._saved_at != self.step:
+                        if stopped_by in ("signal", "callback"):
+                            self._save(
+                                "last"
+                            )  # an interruption: keep the exact state, no validation
+                        else:
+                            self._validate_and_checkpoint()
+                    result = TrainResult(
+                        self.step, self.batcher.epoch, stopped_by, self.best_val_loss, last_metrics
+                    )
+                    for callback in self.callbacks:
+                        callback.on_train_end(self, result)
+                finally:
+                    folder.close()
         return result
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
@@ -303,6 +316,7 @@ class Trainer:
             seq_len=self.config.seq_len,
             max_batches=self.config.eval_batches,
             autocast=self._autocast,
+            unk_id=self.tokenizer.unk_id,
         )
 
     # ------------------------------------------------------------------ stopping
@@ -350,6 +364,14 @@ class Trainer:
                 "val_tokens": result["tokens"],
                 "val_scope": "full" if result["complete"] else "sample",
             }
+            if "unk_share" in result:
+                metrics.update(
+                    val_unk_tokens=result["unk_tokens"], val_unk_share=result["unk_share"]
+                )
+                warning = unk_warning(result, "the validation text")
+                if warning and not self._warned_unk:
+                    self._warned_unk = True
+                    self.run_folder.warn(warning)
             self.run_folder.log_validation(metrics)
             improved = self.best_val_loss is None or result["loss"] < self.best_val_loss
             if improved:

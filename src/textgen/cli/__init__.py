@@ -1,8 +1,9 @@
 """The ``textgen`` command line: a thin front end over the library.
 
-Each command is a module (`train`, `generate`, `inspect` for ``evaluate``/``info``/``plot``)
-with an ``add_parser`` that declares its flags — most generated from the config dataclasses by
-`textgen.cli.flags` — and a ``run`` that calls the library. Errors in what the user gave (a
+Each command is a module (`train`, `generate`, `inspect` for ``evaluate``/``info``/``plot``,
+`inside` for ``explain``/``novelty``, `export`) with an ``add_parser`` that declares its flags — most
+generated from the config dataclasses by `textgen.cli.flags` — and a ``run`` that calls the
+library. Errors in what the user gave (a
 missing file, a bad value, an unreadable checkpoint) become one line on stderr, naming the flag,
 and a non-zero exit; real bugs keep their tracebacks.
 """
@@ -11,14 +12,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from textgen import __version__
+from textgen.atomic import StorageError
 from textgen.checkpoint import CheckpointError
-from textgen.cli import generate, inspect, train
+from textgen.cli import export, generate, inside, inspect, train
 from textgen.cli.flags import flag_message
 from textgen.health import TrainingDivergedError
+from textgen.lockfile import RunFolderBusyError
 from textgen.run_folder import console_messages
 from textgen.validation import InvalidTypeError
 
@@ -32,6 +36,8 @@ _USER_ERRORS = (
     PermissionError,
     CheckpointError,
     TrainingDivergedError,
+    RunFolderBusyError,
+    StorageError,
 )
 
 
@@ -48,9 +54,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("textgen: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `textgen generate ... | head`: the reader has all it wants
+        _silence_stdout()
+        return 0
     except _USER_ERRORS as error:
         print(f"textgen {args.command}: error: {flag_message(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into the closed pipe does
+    not print a second BrokenPipeError (the recipe of Python's signal module docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (captured by a test): nothing to silence
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"textgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (train, generate, inspect):
+    for module in (train, generate, inspect, inside, export):
         module.add_parsers(commands)
     return parser
 

@@ -11,6 +11,7 @@ turn optional fields off.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -54,13 +55,30 @@ def given_values(args: argparse.Namespace, section: str) -> dict[str, Any]:
 
 
 def flag_message(error: BaseException) -> str:
-    """The error's message, with the parameters it names written as command-line flags."""
+    """The error's message, with the parameters it names written as command-line flags.
+
+    ``unknown='unk'`` becomes ``--unknown unk`` (each such assignment); a bare name becomes its
+    flag at its first mention.
+    """
     text = str(error)
     for parameter in getattr(error, "parameters", ()):
         flag = FLAG_NAMES.get(parameter)
-        if flag is not None:
-            text = re.sub(rf"(?<![\w-]){re.escape(parameter)}(?![\w])", flag, text, count=1)
+        if flag is None:
+            continue
+        name = rf"(?<![\w-]){re.escape(parameter)}"
+        assigned = re.compile(rf"{name}=(?:'([^']*)'|\"([^\"]*)\"|([^\s,;)]+))")
+        text, count = assigned.subn(functools.partial(_flag_with_value, flag), text)
+        if not count:
+            text = re.sub(rf"{name}(?![\w])", flag, text, count=1)
     return text
+
+
+def _flag_with_value(flag: str, match: re.Match[str]) -> str:
+    """``--flag value`` for ``name=value``; switches are written as they are typed."""
+    value = next(group for group in match.groups() if group is not None)
+    if value in ("True", "False"):
+        return flag if value == "True" else f"--no-{flag[2:]}"
+    return f"{flag} {value}"
 
 
 def _argument(info: OptionInfo, flag: str) -> dict[str, Any]:

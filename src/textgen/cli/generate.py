@@ -3,7 +3,8 @@
 Three ways out: plain text (streamed when there is one sample), ``--jsonl`` (one JSON object per
 sample and line, for scripts: nothing else goes to stdout) and ``--interactive`` (prompts read
 from stdin, `textgen.cli.interactive`). The model is a run folder, a checkpoint file or the name
-of a bundled pretrained model (``textgen generate shakespeare``).
+of a bundled pretrained model (``textgen generate shakespeare``). With ``--novelty`` each sample
+is followed by a one-line copy report on stderr (`textgen.novelty`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from textgen.atomic import atomic_write_text
+from textgen.checkpoint import load_checkpoint
 from textgen.cli.flags import add_config_flags, given_values
 from textgen.cli.interactive import interact
+from textgen.data.sources import BOM
+from textgen.novelty import NoveltyIndex
+from textgen.runtime import describe_device, resolve_device
 from textgen.sampler import SampleConfig, Sampler
 
 
@@ -35,12 +41,34 @@ def add_parsers(commands: Any) -> None:
         help="a run folder, a .pt file or a pretrained model name",
     )
     p.add_argument("--prompt", default="", help="text to continue (default: empty)")
-    p.add_argument("--prompt-file", metavar="FILE", help="read the prompt from a UTF-8 file")
+    p.add_argument(
+        "--prompt-file",
+        metavar="FILE",
+        help="read the prompt from a UTF-8 file (as training files are read: line endings kept, "
+        "a byte-order mark dropped)",
+    )
     p.add_argument(
         "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
     )
-    p.add_argument("--output", metavar="FILE", help="also write the text to FILE")
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="also write the text to FILE (what was generated is kept if interrupted)",
+    )
     p.add_argument("--no-stream", action="store_true", help="print only when finished")
+    p.add_argument(
+        "--novelty",
+        action="store_true",
+        help="after each sample, report on stderr how much of it is copied from the run's "
+        "training text (see textgen novelty)",
+    )
+    p.add_argument(
+        "--novelty-min-span",
+        type=int,
+        default=50,
+        metavar="N",
+        help="with --novelty: the shortest span, in characters, counted as copied (default: 50)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--jsonl",
@@ -65,41 +93,91 @@ def run(args: argparse.Namespace) -> int:
         if not prompt_path.is_file():
             what = "is not a file" if prompt_path.exists() else "does not exist"
             raise FileNotFoundError(f"prompt file {prompt_path} {what}")
-        prompt = prompt_path.read_text(encoding="utf-8")
-    sampler = Sampler.from_checkpoint(args.checkpoint, device=args.device)
+        prompt = read_prompt_file(prompt_path)
+    device = resolve_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint)
+    # Built (or loaded) before sampling: a run without training data fails before any output.
+    if args.novelty_min_span < 1:
+        raise ValueError(f"--novelty-min-span must be >= 1, got {args.novelty_min_span}")
+    novelty = NoveltyIndex.for_run(args.checkpoint) if args.novelty else None
+    if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
+        print(describe_device(args.device, device), file=sys.stderr)
+    sampler = Sampler.from_checkpoint(checkpoint, device=device)
     if args.interactive:
         return interact(sampler, config)
-    texts: list[str] = []
     if args.jsonl:
-        if config.seed is None:  # a seed of our own, so every line says how to get it again
-            config = dataclasses.replace(config, seed=int.from_bytes(os.urandom(4), "little"))
-        assert config.seed is not None
-        for i, sample in enumerate(sampler.generate(prompt, config)):
-            record = {
-                "text": sample.text,
-                "prompt": prompt,
-                "tokens": len(sample.token_ids),
-                "finish_reason": sample.finish_reason,
-                "seed": config.seed + i if config.num_beams == 1 else None,
-            }
-            print(json.dumps(record, ensure_ascii=False), flush=True)
-            texts.append(prompt + sample.text)
-    elif not args.no_stream and config.num_samples == 1 and config.num_beams == 1:
+        return _jsonl(sampler, prompt, config, args.output)
+    texts: list[str] = []
+    if not args.no_stream and config.num_samples == 1 and config.num_beams == 1:
         pieces = [prompt]
         stream = sampler.stream(prompt, config)  # raises on a bad prompt before printing
-        sys.stdout.write(prompt)
-        for piece in stream:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-            pieces.append(piece)
-        sys.stdout.write("\n")
-        texts.append("".join(pieces))
-    else:
-        for i, sample in enumerate(sampler.generate(prompt, config)):
-            if config.num_samples > 1:
-                print(f"=== sample {i + 1} ===")
-            texts.append(prompt + sample.text)
-            print(texts[-1])
+        try:
+            sys.stdout.write(prompt)
+            for piece in stream:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+                pieces.append(piece)
+            sys.stdout.write("\n")
+        finally:  # interrupted (Ctrl-C, a closed pipe, an error): keep what was generated
+            if args.output:
+                _write_output(args.output, ["".join(pieces)])
+        _report_novelty(novelty, "".join(pieces[1:]), args.novelty_min_span)
+        return 0
+    for i, sample in enumerate(sampler.generate(prompt, config)):
+        if config.num_samples > 1:
+            print(f"=== sample {i + 1} ===")
+        texts.append(prompt + sample.text)
+        print(texts[-1])
+        _report_novelty(novelty, sample.text, args.novelty_min_span)
     if args.output:
-        Path(args.output).write_text(("\n\n" if len(texts) > 1 else "").join(texts), "utf-8")
+        _write_output(args.output, texts)
     return 0
+
+
+def _jsonl(sampler: Sampler, prompt: str, config: SampleConfig, output: str | None) -> int:
+    """One JSON object per sample and line, and nothing else, on stdout."""
+    if config.seed is None:  # a seed of our own, so every line says how to get it again
+        config = dataclasses.replace(config, seed=int.from_bytes(os.urandom(4), "little"))
+    assert config.seed is not None
+    texts = []
+    for i, sample in enumerate(sampler.generate(prompt, config)):
+        record = {
+            "text": sample.text,
+            "prompt": prompt,
+            "tokens": len(sample.token_ids),
+            "finish_reason": sample.finish_reason,
+            "seed": config.seed + i if config.num_beams == 1 else None,
+        }
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+        texts.append(prompt + sample.text)
+    if output:
+        _write_output(output, texts)
+    return 0
+
+
+def _report_novelty(index: NoveltyIndex | None, sample: str, min_span: int) -> None:
+    """One line on stderr about the generated text (the prompt left out): stdout stays text."""
+    if index is not None:
+        report = index.report(sample, min_span=min_span)
+        print(f"novelty: {report.summary()}", file=sys.stderr, flush=True)
+
+
+def read_prompt_file(path: Path) -> str:
+    """The text of a prompt file, read as training text is: UTF-8, line endings kept as they
+    are (``\r\n`` stays), a byte-order mark at the start dropped.
+
+    Raises:
+        ValueError: the file is not UTF-8 (naming it and the byte offset).
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"prompt file {path}: invalid UTF-8 at byte offset {error.start} ({error.reason})"
+        ) from None
+    return text.removeprefix(BOM)
+
+
+def _write_output(output: str, texts: list[str]) -> None:
+    atomic_write_text(output, ("\n\n" if len(texts) > 1 else "").join(texts), what="output")

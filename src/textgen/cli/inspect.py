@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from textgen.checkpoint import load_checkpoint
 from textgen.data import prepare_corpus
-from textgen.evaluation import evaluate_split
+from textgen.data.sources import ENCODING_ERRORS
+from textgen.evaluation import evaluate_split, unk_warning
 from textgen.plot import plot_metrics
 from textgen.run_config import describe_run, format_run_config
-from textgen.runtime import resolve_device
+from textgen.runtime import describe_device, resolve_device
 
 
 def add_parsers(commands: Any) -> None:
@@ -34,6 +36,13 @@ def add_parsers(commands: Any) -> None:
         "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
     )
     p.add_argument("--cache-dir", help="where encoded token ids are cached (default: ~/.cache)")
+    p.add_argument(
+        "--encoding-errors",
+        choices=ENCODING_ERRORS,
+        default="strict",
+        help="bytes that are not UTF-8: stop with an error naming the file, or replace them "
+        "(default: strict)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = commands.add_parser(
@@ -58,7 +67,7 @@ def add_parsers(commands: Any) -> None:
         "plot",
         help="draw loss, learning rate and gradient norm of a run as a PNG",
         description="Plot RUN_DIR/metrics.jsonl: loss (bits per char), learning rate and "
-        "gradient norm against steps. Needs matplotlib: pip install 'textgen[plot]'.",
+        "gradient norm against steps. Needs matplotlib: pip install 'textgen-lstm[plot]'.",
     )
     p.set_defaults(handler=plot)
     p.add_argument("run", metavar="RUN_DIR", help="a run folder, or a metrics.jsonl file")
@@ -71,9 +80,24 @@ def evaluate(args: argparse.Namespace) -> int:
     model = checkpoint.build_model(device)
     # The whole text, encoded (and cached) with the model's own tokenizer: no split.
     split = prepare_corpus(
-        args.files, checkpoint.tokenizer, val_fraction=0.0, cache_dir=args.cache_dir
+        args.files,
+        checkpoint.tokenizer,
+        val_fraction=0.0,
+        cache_dir=args.cache_dir,
+        errors=args.encoding_errors,
     ).train
-    metrics = evaluate_split(model, split, batch_size=args.batch_size, seq_len=args.seq_len)
+    if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
+        print(describe_device(args.device, device), file=sys.stderr)
+    metrics = evaluate_split(
+        model,
+        split,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        unk_id=checkpoint.tokenizer.unk_id,
+    )
+    warning = unk_warning(metrics, "the text")
+    if warning:
+        print(f"textgen evaluate: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics))
         return 0
@@ -82,6 +106,8 @@ def evaluate(args: argparse.Namespace) -> int:
     for name in ("perplexity", "bits_per_token", "bits_per_char", "bits_per_byte"):
         value = metrics[name]
         print(f"{name.replace('_', ' '):<15} {'n/a' if value is None else f'{value:.4f}'}")
+    if "unk_tokens" in metrics:
+        print(f"unk tokens      {metrics['unk_tokens']:,} ({metrics['unk_share']:.2%})")
     return 0
 
 

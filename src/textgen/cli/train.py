@@ -14,6 +14,7 @@ from textgen.data import DataConfig
 from textgen.model import ModelConfig
 from textgen.run_config import read_run_config
 from textgen.runs import build_trainer, plan_run
+from textgen.runtime import describe_device
 from textgen.train_config import TrainConfig
 
 
@@ -38,7 +39,18 @@ def add_parsers(commands: Any) -> None:
     )
     add_config_flags(p, DataConfig, section="data", title="data and tokenizer")
     add_config_flags(p, ModelConfig, section="model", exclude=("vocab_size",), title="model")
-    add_config_flags(p, TrainConfig, section="train")
+    add_config_flags(p, TrainConfig, section="train", exclude=("tensorboard",))
+    # --tensorboard alone means OUT_DIR/tensorboard, so it takes an optional value.
+    p.add_argument(
+        "--tensorboard",
+        nargs="?",
+        const="",
+        default=argparse.SUPPRESS,
+        dest="train.tensorboard",
+        metavar="DIR",
+        help="write TensorBoard curves and samples to DIR (alone: OUT_DIR/tensorboard; needs "
+        "pip install 'textgen-lstm[tensorboard]') (default: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
         )
     # every check before any data is read
     plan = plan_run(settings, resume=args.resume, init_from=args.init_from)
-    trainer = build_trainer(plan)
+    try:
+        trainer = build_trainer(plan)
+    except ImportError as error:  # an optional package (tensorboard) missing: one line
+        raise ValueError(str(error)) from None
     model, corpus, out = trainer.model, trainer.corpus, plan.train.out_dir
     if plan.source is not None:
         new_ids = range(plan.source.tokenizer.vocab_size, corpus.tokenizer.vocab_size)
@@ -67,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )  # fmt: skip
     if plan.train.progress:
+        device = describe_device(plan.train.device, trainer.device).removeprefix("device: ")
         print(
             f"training a {model.config.num_layers}-layer {model.config.cell.upper()} "
             f"({model.num_parameters():,} parameters) on {corpus.train.num_tokens:,} "
             f"{corpus.tokenizer.kind} tokens (vocabulary {corpus.tokenizer.vocab_size}) on "
-            f"{trainer.device} in {trainer.precision}; run folder {out}",
+            f"{device} in {trainer.precision}; run folder {out}",
             file=sys.stderr,
         )
     result = trainer.fit(resume=plan.resume)

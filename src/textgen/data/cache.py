@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from textgen.atomic import storage_error
 from textgen.tokenizers import Tokenizer, UnknownTokenError, tokenizer_from_dict
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: a byte-order mark starting a file is no longer text
 logger = logging.getLogger(__name__)
 
 
@@ -53,7 +54,8 @@ class Corpus:
     """A prepared corpus: fitted tokenizer, train ids, optional validation ids.
 
     Attributes:
-        tokenizer: fitted on the training split only.
+        tokenizer: fitted on the training split (a character tokenizer's alphabet comes from
+            both splits: `Tokenizer.fits_alphabet_only`).
         train: training split.
         val: validation split, or None when ``val_fraction=0`` and no ``val_sources``.
         cache_path: folder holding the cached arrays and ``meta.json``.
@@ -105,15 +107,22 @@ def load_or_build(root: Path, key: str, build: Callable[[Path], None]) -> Corpus
 
     ``build`` fills an empty private folder (with `write_entry`); the folder is then renamed
     into place, or removed when ``build`` raises.
+
+    Raises:
+        StorageError: the cache could not be written (disk full, no permission), naming it;
+            set ``cache_dir`` (``--cache-dir``) or ``$TEXTGEN_CACHE`` to write elsewhere.
     """
     entry = root / key
     corpus = _load_entry(entry, from_cache=True)
     if corpus is not None:
         return corpus
-    root.mkdir(parents=True, exist_ok=True)
-    # Build in a private folder and rename it into place at the end: an interrupted run
-    # leaves no half-written entry, and concurrent runs never see one.
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        # Build in a private folder and rename it into place at the end: an interrupted run
+        # leaves no half-written entry, and concurrent runs never see one.
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
+    except OSError as error:
+        raise storage_error(root, error, "token cache folder") from None
     try:
         build(tmp)
         try:
@@ -121,6 +130,8 @@ def load_or_build(root: Path, key: str, build: Callable[[Path], None]) -> Corpus
         except OSError:
             if not (entry / "meta.json").is_file():  # not a concurrent run finishing first
                 raise
+    except OSError as error:  # disk full, no permission: name the cache, keep nothing half-made
+        raise storage_error(entry, error, "token cache entry") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     corpus = _load_entry(entry, from_cache=False)

@@ -3,7 +3,8 @@ does it.
 
 The entry to the data pipeline (sources -> token cache -> batches). `prepare_corpus` reads the
 sources (`textgen.data.sources`), splits validation text off the end, fits the tokenizer on
-the training part only and has both parts encoded into the token cache
+the training part (a character tokenizer takes its alphabet from all of the text) and has both
+parts encoded into the token cache
 (`textgen.data.cache`), so the next run with the same text and tokenizer just opens them.
 `DataConfig` holds those settings with their defaults and help texts, once: the command line
 builds its data flags from its fields, and ``DataConfig(...).prepare()`` runs them.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ from textgen.data.sources import (
     text_chunks,
 )
 from textgen.options import option
-from textgen.tokenizers import CharTokenizer, Tokenizer, build_tokenizer
+from textgen.tokenizers import Tokenizer, build_tokenizer
 from textgen.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -270,8 +272,9 @@ def prepare_corpus(
         TypeError: an argument of the wrong type.
         ValueError: empty corpus, invalid UTF-8, an empty split, a bad argument, or documents
             mode with a tokenizer that has no end-of-text token.
-        UnknownTokenError: validation text holds a symbol the training text lacks (and the
-            tokenizer maps no unknowns).
+        UnknownTokenError: validation text holds a symbol the training text lacks and the
+            tokenizer maps no unknowns (never for the character tokenizer, whose alphabet comes
+            from all of the text).
 
     Example:
         >>> corpus = prepare_corpus("shakespeare", cache_dir=tmp)  # doctest: +SKIP
@@ -326,7 +329,12 @@ def _build_entry(
     errors: str,
     documents: str,
 ) -> None:
-    """Split, fit the tokenizer (if needed) on the training part, and encode into ``folder``."""
+    """Split, fit the tokenizer (if needed) on the training part, and encode into ``folder``.
+
+    A character tokenizer takes its alphabet from the validation part too (its ``fit`` counts
+    nothing, so only the set of symbols leaks): held-out Chinese text, say, always holds
+    characters the training part lacks, and the default (unknown="error") must still train.
+    """
     total = train_stream.num_bytes
     train_range = (train_stream, 0, total)
     val_range = None if val_stream is None else (val_stream, 0, val_stream.num_bytes)
@@ -340,12 +348,19 @@ def _build_entry(
         train_range, val_range = (train_stream, 0, split), (train_stream, split, total)
 
     if not tokenizer.is_fitted:
+        fit_on = [train_range]
+        if tokenizer.fits_alphabet_only and val_range is not None:
+            # Only the alphabet comes from the validation text (see Tokenizer.fits_alphabet_only):
+            # a character seen only there must not stop the run.
+            fit_on.append(val_range)
         # Fit on what will be encoded: in lines mode a char tokenizer never sees a newline, so
         # no sample can hold one. Word and BPE join a token across chunks, so a newline keeps
         # the last word of one document apart from the first of the next.
-        train_text = _split_text(train_range, errors, "", documents).chunks
-        apart = "" if isinstance(tokenizer, CharTokenizer) else "\n"
-        tokenizer.fit(apart if chunk is None else chunk for chunk in train_text)
+        apart = "" if tokenizer.fits_alphabet_only else "\n"
+        pieces = chain.from_iterable(
+            _split_text(part, errors, "", documents).chunks for part in fit_on
+        )
+        tokenizer.fit(apart if chunk is None else chunk for chunk in pieces)
         if not tokenizer.is_fitted:
             raise ValueError("the tokenizer learned no vocabulary from the training text")
     # With no validation part the "train split" is simply the text (e.g. `textgen evaluate`)

@@ -5,7 +5,8 @@ encodes what this module reads. Sources are files (``.gz`` decompressed transpar
 (searched recursively) or bundled corpus names (`textgen.data.corpora`). All sources form one
 byte stream, read a few MiB at a time so a corpus never sits in memory; a ``"\\n"`` is inserted
 after a file that does not end with one, so the last word of a file never merges with the first
-word of the next. Positions are byte offsets in that stream.
+word of the next, and a UTF-8 byte-order mark starting a file is dropped. Positions are byte
+offsets in that stream.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import fnmatch
 import gzip
 import hashlib
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,8 @@ from textgen.validation import InvalidTypeError, InvalidValueError, check_choice
 
 READ_SIZE = 1 << 22  # bytes per read: large enough for speed, small enough for memory
 SourceLike = str | Path
-ENCODING_ERRORS = ("strict", "replace")  # the ``errors`` accepted: stop, or use U+FFFD
+ENCODING_ERRORS = ("strict", "replace")
+BOM = "\ufeff"  # a UTF-8 byte-order mark at the start of a file is dropped, never text  # the ``errors`` accepted: stop, or use U+FFFD
 
 
 @dataclass(frozen=True)
@@ -118,23 +121,31 @@ def _iter_raw(segment: Segment, start: int = 0, end: int | None = None) -> Itera
     if segment.path is None:
         yield segment.literal[start:end]
         return
-    with _open(segment) as handle:
-        if start:
-            handle.seek(start)  # gzip emulates this by reading forward
-        position = start
-        while end is None or position < end:
-            size = READ_SIZE if end is None else min(READ_SIZE, end - position)
-            block = handle.read(size)
-            if not block:
-                return
-            position += len(block)
-            yield block
+    try:
+        with _open(segment) as handle:
+            if start:
+                handle.seek(start)  # gzip emulates this by reading forward
+            position = start
+            while end is None or position < end:
+                size = READ_SIZE if end is None else min(READ_SIZE, end - position)
+                block = handle.read(size)
+                if not block:
+                    return
+                position += len(block)
+                yield block
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise InvalidValueError(
+            "sources",
+            f"{segment.name}: not a readable gzip file (truncated, damaged, or not gzip at "
+            f"all: {error}); recompress it, or remove the .gz suffix if it is plain text",
+        ) from None
 
 
 def _decode(segment: Segment, blocks: Iterable[bytes], start: int, errors: str) -> Iterator[str]:
     """Text of ``blocks`` (segment bytes from offset ``start``); bad UTF-8 names file + offset."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors)
     consumed = start  # stream offset of the bytes fed so far
+    at_file_start = start == 0 and segment.path is not None
     for block in _with_end(blocks):
         # An error's start counts from the decoder's pending bytes, which precede this block.
         base = consumed - len(decoder.getstate()[0])
@@ -142,11 +153,15 @@ def _decode(segment: Segment, blocks: Iterable[bytes], start: int, errors: str) 
             text = decoder.decode(block, final=not block)
         except UnicodeDecodeError as error:
             where = " of the decompressed data" if segment.compressed else ""
-            raise ValueError(
+            raise InvalidValueError(
+                "encoding_errors",
                 f"{segment.name}: invalid UTF-8 at byte offset {base + error.start}{where} "
-                f"({error.reason}); pass errors='replace' to replace bad bytes"
+                f"({error.reason}); use encoding_errors='replace' to replace bad bytes",
             ) from None
         consumed += len(block)
+        if at_file_start and text:
+            # A UTF-8 byte-order mark (Windows editors write one) is a marker, not text.
+            text, at_file_start = text.removeprefix(BOM), False
         if text:
             yield text
 

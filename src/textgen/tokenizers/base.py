@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from textgen.atomic import atomic_write_text
 from textgen.validation import check_choice
 
 #: Version 2 gave the char and word tokenizers an end-of-text token and let a fine-tuned
@@ -31,6 +32,9 @@ END_OF_TEXT = "<|endoftext|>"
 class UnknownTokenError(ValueError):
     """Text holds a symbol outside the vocabulary and the tokenizer was told not to map it."""
 
+    #: the setting that changes this (a front end names its own spelling of it)
+    parameters: tuple[str, ...] = ("unknown",)
+
 
 class Tokenizer(ABC):
     """The interface every tokenizer implements.
@@ -40,6 +44,11 @@ class Tokenizer(ABC):
     """
 
     kind: ClassVar[str] = ""
+    #: True when `fit` only collects the text's symbols and learns no statistics from it (the
+    #: character tokenizer): `prepare_corpus` then fits it on the validation text too, so a
+    #: symbol that occurs only there (common in Chinese or Japanese text, or any text with rare
+    #: symbols) is still encodable. The validation text contributes its alphabet, no counts.
+    fits_alphabet_only: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, texts: Iterable[str]) -> Tokenizer:
@@ -141,7 +150,7 @@ class Tokenizer(ABC):
 
     def save(self, path: str | Path) -> None:
         """Write the JSON form to ``path`` (UTF-8)."""
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        atomic_write_text(path, self.to_json(), what="tokenizer")
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:

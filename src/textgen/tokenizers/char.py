@@ -54,6 +54,7 @@ class CharTokenizer(_TokenListTokenizer):
     """
 
     kind: ClassVar[str] = "char"
+    fits_alphabet_only: ClassVar[bool] = True
 
     def __init__(self, unknown: str = "error") -> None:
         _check_unknown(unknown)
