@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from textgen import distributed
 from textgen.callbacks import Callback
 from textgen.checkpoint import Checkpoint, load_checkpoint
 from textgen.data import DataConfig
 from textgen.finetune import check_model_changes, extended_tokenizer, finetune_model
 from textgen.lockfile import RunLock
 from textgen.model import LSTMLanguageModel, ModelConfig
+from textgen.resume import check_world_size
 from textgen.run_config import load_run_data, save_run_data
 from textgen.run_folder import RunFolder
 from textgen.runtime import check_precision, resolve_device, resolve_precision, seed_everything
@@ -82,7 +84,8 @@ def plan_run(
     Raises:
         ValueError / TypeError: a bad setting (naming it); the run folder already holds a run
             (new run without ``overwrite``); a resumed run given a different model, tokenizer
-            or fixed training setting; the device or precision is unavailable.
+            or fixed training setting, or launched with another number of processes; the
+            device or precision is unavailable.
         CheckpointError: ``resume`` and the run's ``last.pt`` is missing or unreadable, or
             ``init_from`` names nothing readable.
         RunFolderBusyError: another process is training into ``train.out_dir``.
@@ -112,6 +115,11 @@ def plan_run(
         plan = RunPlan(DataConfig(**data_given), model_given, train)
     else:
         checkpoint = load_checkpoint(out / "last.pt")
+        if checkpoint.train_state is not None:  # same number of processes, or refused now
+            batch_size = (checkpoint.metadata.get("train_config") or {}).get("batch_size", 0)
+            check_world_size(
+                checkpoint.train_state, distributed.launch_world_size(), batch_size, str(out)
+            )
         saved_data = _saved_data(out, data_given, checkpoint.tokenizer.kind)
         _refuse_shape_changes(model_given, checkpoint.model_config, data_given, saved_data)
         data = dataclasses.replace(saved_data, **data_given)
@@ -128,6 +136,9 @@ def build_trainer(plan: RunPlan, *, callbacks: Sequence[Callback] = ()) -> Train
     """Prepare the corpus, build the model (seeded by ``train.seed``) and return the Trainer.
 
     A new run's ``data.json`` is written into the run folder, so a resume reads the same text.
+    Under ``torchrun`` the process group is joined first; the tokenizer is fitted and the text
+    encoded once per machine (local rank 0; the other ranks then read its cache), and only
+    rank 0 writes ``data.json``.
     """
     tokenizer = plan.tokenizer
     if plan.source is not None:
@@ -137,7 +148,8 @@ def build_trainer(plan: RunPlan, *, callbacks: Sequence[Callback] = ()) -> Train
             documents=plan.data.documents != "none",
             keep_vocabulary=plan.data.unknown == "unk",
         )
-    corpus = plan.data.prepare(tokenizer)
+    distributed.setup(plan.train.device)
+    corpus = distributed.main_first(lambda: plan.data.prepare(tokenizer), local=True)
     seed_everything(plan.train.seed)  # the seed decides the initial weights too
     if plan.source is not None:
         changes = {k: v for k, v in plan.model.items() if k != "vocab_size"}
@@ -148,9 +160,14 @@ def build_trainer(plan: RunPlan, *, callbacks: Sequence[Callback] = ()) -> Train
     trainer = Trainer(model, corpus, plan.train, callbacks=callbacks)
     if not plan.resume:
         out = Path(plan.train.out_dir)
-        RunLock(out).check()
-        save_run_data(out, plan.data)
+        distributed.on_main(lambda: _write_run_data(out, plan.data))
     return trainer
+
+
+def _write_run_data(out: Path, data: DataConfig) -> None:
+    RunLock(out).check()
+    out.mkdir(parents=True, exist_ok=True)
+    save_run_data(out, data)
 
 
 def _plan_finetuning(

@@ -76,7 +76,12 @@ class TrainConfig:
         False, "replace a run already in the run folder instead of refusing", group="run"
     )
     # -- batches
-    batch_size: int = option(32, "parallel streams (rows) per batch", group="batches")
+    batch_size: int = option(
+        32,
+        "parallel streams (rows) per batch, per process under torchrun (the global batch is "
+        "the sum over processes)",
+        group="batches",
+    )
     seq_len: int = option(128, "tokens per window: the truncated-BPTT length", group="batches")
     batching: str = option(
         "stream",
@@ -281,18 +286,23 @@ class TrainConfig:
             limits.append(self.epochs * batches_per_epoch)
         return min(limits) if limits else None
 
-    def make_batcher(self, ids: np.ndarray) -> StreamBatcher | RandomWindowBatcher:
-        """The batcher these settings describe, over the training ids."""
+    def make_batcher(
+        self, ids: np.ndarray, *, rank: int = 0, world_size: int = 1
+    ) -> StreamBatcher | RandomWindowBatcher:
+        """The batcher these settings describe, over the training ids: this process's share
+        (``rank`` of ``world_size``) of batches of ``batch_size * world_size`` rows."""
         if self.batching == "random":
             return RandomWindowBatcher(
                 ids,
                 self.batch_size,
                 self.seq_len,
                 seed=self.seed,
-                # micro-batches need full batches; a short last batch would leave some empty
-                drop_last=self.grad_accum_steps > 1,
+                # micro-batches and processes need full batches; a short one leaves some empty
+                drop_last=self.grad_accum_steps > 1 or world_size > 1,
+                rank=rank,
+                world_size=world_size,
             )
-        return StreamBatcher(ids, self.batch_size, self.seq_len)
+        return StreamBatcher(ids, self.batch_size, self.seq_len, rank=rank, world_size=world_size)
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """The optimizer these settings describe (see `build_optimizer`)."""

@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except _USER_ERRORS as error:
-        print(f"textgen {args.command}: error: {flag_message(error)}", file=sys.stderr)
+        print(f"textgen {args.command}{_which_process()}: error: {flag_message(error)}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USER_ERROR
 
 
@@ -70,6 +71,13 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # no real stdout (captured by a test): nothing to silence
         pass
+
+
+def _which_process() -> str:
+    """`` (rank N)`` under torchrun, so the error lines of several processes can be told apart."""
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1"):
+        return f" (rank {os.environ.get('RANK', '?')})"
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:

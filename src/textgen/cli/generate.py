@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from textgen.atomic import atomic_write_text
-from textgen.checkpoint import load_checkpoint
 from textgen.cli.flags import add_config_flags, given_values
 from textgen.cli.interactive import interact
 from textgen.data.sources import BOM
@@ -94,15 +93,14 @@ def run(args: argparse.Namespace) -> int:
             what = "is not a file" if prompt_path.exists() else "does not exist"
             raise FileNotFoundError(f"prompt file {prompt_path} {what}")
         prompt = read_prompt_file(prompt_path)
-    device = resolve_device(args.device)
-    checkpoint = load_checkpoint(args.checkpoint)
-    # Built (or loaded) before sampling: a run without training data fails before any output.
     if args.novelty_min_span < 1:
         raise ValueError(f"--novelty-min-span must be >= 1, got {args.novelty_min_span}")
+    device = resolve_device(args.device)
+    sampler = Sampler.from_checkpoint(args.checkpoint, device=device)
+    # Built (or loaded) before sampling: a run without training data fails before any output.
     novelty = NoveltyIndex.for_run(args.checkpoint) if args.novelty else None
     if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
         print(describe_device(args.device, device), file=sys.stderr)
-    sampler = Sampler.from_checkpoint(checkpoint, device=device)
     if args.interactive:
         return interact(sampler, config)
     if args.jsonl:

@@ -122,6 +122,9 @@ def info(args: argparse.Namespace) -> int:
         print(format_run_config(describe_run(checkpoint), as_json=args.json), end="")
         return 0
     best = meta.get("best_val_loss")
+    per_process = (meta.get("train_config") or {}).get("batch_size")
+    world_size = int(meta.get("world_size") or 1)  # checkpoints before torchrun: one process
+    global_batch = meta.get("global_batch_size") or per_process
     details = {
         "path": str(checkpoint.path),
         "model_config": checkpoint.model_config,
@@ -132,6 +135,8 @@ def info(args: argparse.Namespace) -> int:
         "resumable": checkpoint.train_state is not None,
         "device": meta.get("device"),
         "precision": meta.get("precision"),
+        "world_size": world_size,
+        "global_batch_size": global_batch,
         "train_config": meta.get("train_config"),
     }
     if args.json:
@@ -145,12 +150,23 @@ def info(args: argparse.Namespace) -> int:
         "progress": f"step {details['step']}, epoch {details['epoch']}, "
         f"{details['tokens_seen'] or 0:,} tokens seen",
         "best val loss": "n/a" if best is None else f"{best:.4f} nats/token",
-        "trained on": f"{details['device'] or 'n/a'}, {details['precision'] or 'n/a'}",
+        "trained on": f"{details['device'] or 'n/a'}, {details['precision'] or 'n/a'}, "
+        f"{world_size} process{'es' if world_size > 1 else ''}",
+        "global batch": _global_batch_text(global_batch, world_size, per_process),
         "resumable": "yes" if details["resumable"] else "no (weights only)",
     }
     for label, text in lines.items():
         print(f"{label:<15} {text}")
     return 0
+
+
+def _global_batch_text(global_batch: int | None, world_size: int, per_process: int | None) -> str:
+    """``8 (2 processes x 4)`` under torchrun, ``4`` for one process."""
+    if global_batch is None:
+        return "n/a"
+    if world_size == 1:
+        return str(global_batch)
+    return f"{global_batch} ({world_size} processes x {per_process} rows)"
 
 
 def plot(args: argparse.Namespace) -> int:

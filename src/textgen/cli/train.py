@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from textgen import distributed
 from textgen.cli.flags import add_config_flags, given_values
 from textgen.data import DataConfig
 from textgen.model import ModelConfig
 from textgen.run_config import read_run_config
-from textgen.runs import build_trainer, plan_run
+from textgen.runs import RunPlan, build_trainer, plan_run
 from textgen.runtime import describe_device
 from textgen.train_config import TrainConfig
 
@@ -67,11 +68,19 @@ def run(args: argparse.Namespace) -> int:
     # every check before any data is read
     plan = plan_run(settings, resume=args.resume, init_from=args.init_from)
     try:
+        return _train(plan)
+    finally:
+        distributed.shutdown()  # under torchrun, also when building the run failed
+
+
+def _train(plan: RunPlan) -> int:
+    try:
         trainer = build_trainer(plan)
     except ImportError as error:  # an optional package (tensorboard) missing: one line
         raise ValueError(str(error)) from None
     model, corpus, out = trainer.model, trainer.corpus, plan.train.out_dir
-    if plan.source is not None:
+    main = trainer.rank == 0  # under torchrun, rank 0 speaks for every process
+    if plan.source is not None and main:
         new_ids = range(plan.source.tokenizer.vocab_size, corpus.tokenizer.vocab_size)
         added = [corpus.tokenizer.decode([i]) for i in new_ids]
         shown = ", ".join(map(repr, added[:20])) + (", ..." if len(added) > 20 else "")
@@ -81,18 +90,25 @@ def run(args: argparse.Namespace) -> int:
                "every symbol of the new text is in its vocabulary"),
             file=sys.stderr,
         )  # fmt: skip
-    if plan.train.progress:
+    if plan.train.progress and main:
         device = describe_device(plan.train.device, trainer.device).removeprefix("device: ")
+        processes = ""
+        if trainer.world_size > 1:
+            processes = (
+                f" x {trainer.world_size} processes (global batch "
+                f"{plan.train.batch_size * trainer.world_size})"
+            )
         print(
             f"training a {model.config.num_layers}-layer {model.config.cell.upper()} "
             f"({model.num_parameters():,} parameters) on {corpus.train.num_tokens:,} "
             f"{corpus.tokenizer.kind} tokens (vocabulary {corpus.tokenizer.vocab_size}) on "
-            f"{device} in {trainer.precision}; run folder {out}",
+            f"{device}{processes} in {trainer.precision}; run folder {out}",
             file=sys.stderr,
         )
     result = trainer.fit(resume=plan.resume)
     summary = f"stopped at step {result.step} ({result.stopped_by})"
     if result.best_val_loss is not None:
         summary += f"; best validation loss {result.best_val_loss:.4f} nats/token"
-    print(f"{summary}; checkpoints in {out}", file=sys.stderr)
+    if main:
+        print(f"{summary}; checkpoints in {out}", file=sys.stderr)
     return 130 if result.stopped_by == "signal" else 0
