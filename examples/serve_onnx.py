@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-END_OF_TEXT = "<|endoftext|>"  # the end-of-text token of textgen's tokenizers
+#: textgen's end-of-text token (the last entry of a char vocabulary): a sample ends there.
+END_OF_TEXT = "<|endoftext|>"
 
 
 def load_char_vocab(model_path: Path) -> list[str]:
@@ -70,7 +71,7 @@ def generate(
         scores = logits[0, -1].astype(np.float64) / temperature
         probs = np.exp(scores - scores.max())
         next_id = sample(probs / probs.sum(), rng)
-        if vocab[next_id] == END_OF_TEXT:  # the end of a document: stop, as textgen's Sampler does
+        if vocab[next_id] == END_OF_TEXT:  # the model ended the text, as textgen's Sampler stops
             break
         pieces.append(vocab[next_id])
         feed = np.array([[next_id]], dtype=np.int64)  # (1, 1): one step, carrying the state
@@ -81,12 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="an .onnx file written by textgen export")
     parser.add_argument("--prompt", default="", help="text to continue")
-    parser.add_argument(
-        "--length",
-        type=int,
-        default=200,
-        help="most characters to generate (end-of-text stops sooner)",
-    )
+    parser.add_argument("--length", type=int, default=200, help="characters to generate")
     parser.add_argument("--temperature", type=float, default=0.8, help="> 0; lower is safer")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     args = parser.parse_args()
