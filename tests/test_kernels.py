@@ -17,7 +17,7 @@ needs_onednn = pytest.mark.skipif(not kernels.onednn_available(), reason="no one
 
 def tiny_model(hidden: int = 16) -> LSTMLanguageModel:
     torch.manual_seed(0)
-    return LSTMLanguageModel(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=hidden)).eval()
+    return LSTMLanguageModel(ModelConfig(vocab_size=12, embed_dim=8, hidden_size=hidden)).eval()
 
 
 @pytest.fixture(autouse=True)
