@@ -113,3 +113,21 @@ def test_the_model_loads_and_generates_from_an_installed_wheel(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "25"
+
+
+@pytest.mark.slow
+def test_the_script_that_makes_it_runs_and_records_how(tmp_path):
+    flags = ["--max-steps", "2", "--hidden-size", "16", "--embed-dim", "8", "--num-layers", "1",
+             "--batch-size", "4", "--seq-len", "16", "--device", "cpu"]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_pretrained.py"), "--name", "tiny",
+         "--out-dir", str(tmp_path), "--", *flags],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "tiny.json").read_text(encoding="utf-8"))
+    assert record["steps"] == 2 and record["stored_dtype"] in ("bfloat16", "float16", "float32")
+    assert record["command"] == "python scripts/train_pretrained.py -- " + " ".join(flags)
+    checkpoint = load_checkpoint(tmp_path / "tiny.pt")
+    assert checkpoint.metadata["pretrained"]["held_out_loss"] == record["held_out_loss"]
+    assert checkpoint.model_config["hidden_size"] == 16
