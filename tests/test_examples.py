@@ -81,6 +81,36 @@ def test_example_script_runs(script, tmp_path, example_env):
     assert EXPECTED[script] in completed.stdout, completed.stdout[-3000:]
 
 
+#: Each committed notebook stays small enough to read on a code host (images at inline dpi).
+MAX_NOTEBOOK_BYTES = 300_000
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_with_its_outputs(notebook):
+    """Committed notebooks show their results: every code cell ran, in order, with output where
+    it prints or plots, and every figure is in the file. Refresh with
+    `python scripts/run_notebooks.py NAME`."""
+    nb = nbformat.read(notebook, as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    remedy = f"run `python scripts/run_notebooks.py {notebook.stem}` and commit the result"
+    counts = [cell.execution_count for cell in code]
+    assert counts == list(range(1, len(code) + 1)), f"{notebook.name} is not executed: {remedy}"
+    for cell in code:
+        source = cell.source
+        if "print(" in source or "plt.show()" in source or "display(" in source:
+            assert cell.outputs, f"{notebook.name}: a cell has no output: {remedy}"
+        if "plt.show()" in source:
+            kinds = {key for out in cell.outputs for key in out.get("data", {})}
+            assert "image/png" in kinds, f"{notebook.name}: a figure is missing: {remedy}"
+        errors = [out for out in cell.outputs if out.output_type == "error"]
+        assert not errors, f"{notebook.name}: a cell raised {errors[0].ename}: {remedy}"
+    assert notebook.stat().st_size < MAX_NOTEBOOK_BYTES, f"{notebook.name} is too large"
+
+
+def test_notebooks_stay_small_together():
+    assert sum(p.stat().st_size for p in NOTEBOOKS) < 2_000_000
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(notebook, tmp_path, example_env):

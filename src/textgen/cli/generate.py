@@ -23,7 +23,7 @@ from textgen.cli.interactive import interact
 from textgen.data.sources import BOM
 from textgen.novelty import NoveltyIndex
 from textgen.runtime import describe_device, resolve_device
-from textgen.sampler import SampleConfig, Sampler
+from textgen.sampler import SampleConfig, Sampler, with_overrides
 
 
 def add_parsers(commands: Any) -> None:
@@ -82,10 +82,28 @@ def add_parsers(commands: Any) -> None:
         "style lines change settings; end with Ctrl-D",
     )
     add_config_flags(p, SampleConfig, section="sample", exclude=("return_logprobs",))
+    aliases = p.add_argument_group("Hugging Face names (aliases of the flags above)")
+    aliases.add_argument(
+        "--do-sample",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        dest="alias.do_sample",
+        help="--no-do-sample is --greedy; --do-sample is --no-greedy",
+    )
+    aliases.add_argument(
+        "--num-return-sequences",
+        type=int,
+        metavar="N",
+        default=argparse.SUPPRESS,
+        dest="alias.num_return_sequences",
+        help="the same as --num-samples",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    config = SampleConfig(**given_values(args, "sample"))  # checked before anything loads
+    # Checked before anything loads; Hugging Face's names map onto the fields they alias.
+    overrides = {**given_values(args, "sample"), **given_values(args, "alias")}
+    config = with_overrides(SampleConfig(), overrides)
     prompt = args.prompt
     if args.prompt_file:
         prompt_path = Path(args.prompt_file)
