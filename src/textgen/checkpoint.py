@@ -24,6 +24,7 @@ import torch
 
 from textgen.atomic import atomic_write
 from textgen.model import LSTMLanguageModel, ModelConfig
+from textgen.pretrained import available_pretrained, is_pretrained_name, pretrained_path
 from textgen.tokenizers import Tokenizer, tokenizer_from_dict
 
 CHECKPOINT_FORMAT = "textgen-checkpoint"
@@ -83,11 +84,15 @@ def run_checkpoints(run_dir: str | Path) -> list[Path]:
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
-    """A run folder means its ``best.pt`` (or ``last.pt`` when no best exists yet); a file is itself.
+    """A run folder means its ``best.pt`` (or ``last.pt`` when no best exists yet); a file is
+    itself; a name such as ``"shakespeare"`` that is no path here means that bundled pretrained
+    model (`textgen.pretrained`).
 
     Raises:
         CheckpointError: nothing usable exists at ``path``.
     """
+    if isinstance(path, str) and not Path(path).exists() and is_pretrained_name(path):
+        return pretrained_path(path)
     path = Path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -95,7 +100,10 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
                 return path / name
         raise CheckpointError(f"run folder {path} holds no best.pt or last.pt")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(
+            f"checkpoint {path} does not exist (not a file, a run folder or a pretrained model "
+            f"name; bundled: {', '.join(available_pretrained())})"
+        )
     return path
 
 
@@ -147,7 +155,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a checkpoint safely (``weights_only=True``: no code from the file ever runs).
 
     Args:
-        path: a checkpoint file, or a run folder (meaning its ``best.pt``).
+        path: a checkpoint file, a run folder (meaning its ``best.pt``) or the name of a
+            bundled pretrained model such as ``"shakespeare"``.
         map_location: where tensors go; the default CPU works for checkpoints from any device.
 
     Raises:

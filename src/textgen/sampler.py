@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from textgen.beam import beam_search as _beam_search
-from textgen.checkpoint import load_checkpoint
+from textgen.checkpoint import Checkpoint, load_checkpoint
 from textgen.decoding import DecodingRun, score_tokens, start_token_id
 from textgen.options import option
 from textgen.processors import (
@@ -334,12 +334,14 @@ class Sampler:
         self.start_id = eos if documents and eos is not None else start_token_id(tokenizer)
 
     @classmethod
-    def from_checkpoint(cls, source: str | Path, device: str | torch.device = "auto") -> Sampler:
+    def from_checkpoint(
+        cls, source: str | Path | Checkpoint, device: str | torch.device = "auto"
+    ) -> Sampler:
         """A sampler for a saved model, in one call.
 
         Args:
-            source: a checkpoint file, a run folder (its ``best.pt``) or the name of a bundled
-                pretrained model such as ``"shakespeare"``.
+            source: a checkpoint file, a run folder (its ``best.pt``), the name of a bundled
+                pretrained model such as ``"shakespeare"``, or a loaded `Checkpoint`.
             device: where to run (``"auto"``: CUDA when available, else CPU).
 
         Raises:
@@ -350,7 +352,7 @@ class Sampler:
             >>> sampler = Sampler.from_checkpoint("shakespeare")                  # doctest: +SKIP
             >>> print(sampler.generate("ROMEO:", max_new_tokens=60, seed=0)[0].text)  # doctest: +SKIP
         """
-        checkpoint = load_checkpoint(source)
+        checkpoint = source if isinstance(source, Checkpoint) else load_checkpoint(source)
         documents = checkpoint.metadata.get("documents", "none") not in (None, "none")
         model = checkpoint.build_model(resolve_device(device))
         return cls(model, checkpoint.tokenizer, documents=documents)
