@@ -24,7 +24,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 def _too_short(num_tokens: int, batch_size: int, seq_len: int) -> InvalidValueError:
     return InvalidValueError(
-        "ids",
+        ("ids", "batch_size", "seq_len"),
         f"the ids hold {num_tokens} tokens, but one batch of batch_size={batch_size} x "
         f"seq_len={seq_len} needs at least {batch_size * seq_len + 1} "
         f"(batch_size * seq_len + 1 for the shifted targets); lower batch_size or seq_len, "
