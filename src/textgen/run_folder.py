@@ -123,6 +123,10 @@ class RunFolder:
     def start(self, config: TrainConfig, *, total: int | None, initial: int, fresh: bool) -> None:
         """Prepare the folder for a run starting (``fresh``) or resuming at step ``initial``."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # A run killed inside an atomic write leaves its temporary file; the lock says no
+        # other process is writing here, so any such file is litter from a dead run.
+        for litter in self.out_dir.glob(".*.tmp"):
+            litter.unlink(missing_ok=True)
         if not fresh and self.metrics_path.exists():
             # Steps logged after last.pt was written will run again: keep them only once.
             lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
