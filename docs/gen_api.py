@@ -29,6 +29,8 @@ MODULE_ORDER = (
     "textgen.data.cache",
     "textgen.data.batching",
     "textgen.evaluation",
+    "textgen.explain",
+    "textgen.novelty",
     "textgen.model",
     "textgen.loss",
     "textgen.optim",

@@ -57,7 +57,8 @@ def example_env(tmp_path, monkeypatch):
 
 
 def test_every_example_has_a_test():
-    assert sorted(SCRIPTS) == sorted(p.name for p in EXAMPLES.glob("*.py"))
+    tested = [*SCRIPTS, "serve_onnx.py"]  # serve_onnx.py: test_serve_onnx_runs_without_torch
+    assert sorted(tested) == sorted(p.name for p in EXAMPLES.glob("*.py"))
     assert len(NOTEBOOKS) >= 4
 
 
@@ -79,6 +80,36 @@ def test_example_script_runs(script, tmp_path, example_env):
     assert EXPECTED[script] in completed.stdout, completed.stdout[-3000:]
 
 
+#: Each committed notebook stays small enough to read on a code host (images at inline dpi).
+MAX_NOTEBOOK_BYTES = 300_000
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_with_its_outputs(notebook):
+    """Committed notebooks show their results: every code cell ran, in order, with output where
+    it prints or plots, and every figure is in the file. Refresh with
+    `python scripts/run_notebooks.py NAME`."""
+    nb = nbformat.read(notebook, as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    remedy = f"run `python scripts/run_notebooks.py {notebook.stem}` and commit the result"
+    counts = [cell.execution_count for cell in code]
+    assert counts == list(range(1, len(code) + 1)), f"{notebook.name} is not executed: {remedy}"
+    for cell in code:
+        source = cell.source
+        if "print(" in source or "plt.show()" in source or "display(" in source:
+            assert cell.outputs, f"{notebook.name}: a cell has no output: {remedy}"
+        if "plt.show()" in source:
+            kinds = {key for out in cell.outputs for key in out.get("data", {})}
+            assert "image/png" in kinds, f"{notebook.name}: a figure is missing: {remedy}"
+        errors = [out for out in cell.outputs if out.output_type == "error"]
+        assert not errors, f"{notebook.name}: a cell raised {errors[0].ename}: {remedy}"
+    assert notebook.stat().st_size < MAX_NOTEBOOK_BYTES, f"{notebook.name} is too large"
+
+
+def test_notebooks_stay_small_together():
+    assert sum(p.stat().st_size for p in NOTEBOOKS) < 2_000_000
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(notebook, tmp_path, example_env):
@@ -91,3 +122,48 @@ def test_notebook_runs(notebook, tmp_path, example_env):
         force_raise_errors=True,  # even a cell tagged "raises-exception" may not fail
     )
     client.execute()  # raises CellExecutionError naming the failing cell
+
+
+def test_serve_onnx_runs_without_torch(tmp_path, example_env):
+    """examples/serve_onnx.py generates from an exported model with torch made unimportable."""
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    pytest.importorskip("onnx", reason="the export extra is not installed")
+    import torch
+
+    from textgen import CharTokenizer, LSTMLanguageModel, ModelConfig
+    from textgen.export import export_model
+
+    tokenizer = CharTokenizer().fit(["Romeo and Juliet.\n"])
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16))
+    export_model(model, tmp_path / "model.onnx", tokenizer=tokenizer)
+    # `import torch` raises ImportError when sys.modules maps it to None.
+    runner = (
+        "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            runner,
+            str(EXAMPLES / "serve_onnx.py"),
+            str(tmp_path / "model.onnx"),
+            "--prompt",
+            "Romeo",
+            "--length",
+            "30",
+            "--seed",
+            "1",
+        ],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    text = completed.stdout[: -len("\n")]  # print() ends the text with one newline
+    # 30 new characters, fewer if the model drew end-of-text (where the example stops)
+    assert text.startswith("Romeo") and len("Romeo") < len(text) <= len("Romeo") + 30
+    assert "<|endoftext|>" not in text
+    assert set(text) <= set("Romeo and Juliet.\n")

@@ -89,11 +89,11 @@ def test_missing_matplotlib_says_how_to_install(tmp_path, monkeypatch, capsys):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    with pytest.raises(ImportError, match=r"pip install 'textgen\[plot\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'textgen-lstm\[plot\]'"):
         plot_metrics(tmp_path / "run")
     assert main(["plot", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
-    assert "textgen[plot]" in err
+    assert "textgen-lstm[plot]" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -107,6 +107,7 @@ def test_data_config_defaults_are_the_documented_ones() -> None:
         encoding_errors="strict",
         cache_dir=None,
         pattern="*.txt",
+        documents="none",
     )
     # prepare_corpus's own defaults are DataConfig's, not a second copy
     defaults = {
@@ -117,6 +118,7 @@ def test_data_config_defaults_are_the_documented_ones() -> None:
     assert defaults["tokenizer_kind"] == config.tokenizer
     assert defaults["errors"] == config.encoding_errors
     assert defaults["pattern"] == config.pattern
+    assert defaults["documents"] == config.documents
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.tokenizer = "word"  # type: ignore[misc]
 
@@ -272,3 +274,41 @@ def test_data_config_prepare_uses_a_given_tokenizer(corpus_file: Path, tmp_path:
     assert corpus.tokenizer.to_dict() == resumed.to_dict()
     with pytest.raises(TypeError, match="tokenizer must be a Tokenizer or None, got str"):
         config.prepare("char")  # type: ignore[arg-type]
+
+
+def test_lines_mode_puts_end_of_text_after_each_line(tmp_path: Path) -> None:
+    source = write(tmp_path / "names.txt", "Ada\nBob\r\n\n  \nCleo\nDot")
+    corpus = prepare_corpus(source, val_fraction=0, documents="lines", cache_dir=tmp_path / "c")
+    tokenizer = corpus.tokenizer
+    eos = tokenizer.eos_id
+    expected = [i for name in ("Ada", "Bob", "Cleo", "Dot") for i in [*tokenizer.encode(name), eos]]
+    assert corpus.train.ids.tolist() == expected and corpus.documents == "lines"
+    assert "\n" not in tokenizer.vocab  # never text in lines mode: no sample can hold one
+    # the mode is part of the cache key
+    plain = prepare_corpus(source, val_fraction=0, cache_dir=tmp_path / "c")
+    assert plain.tokenizer.eos_id not in plain.train.ids.tolist() and plain.documents == "none"
+
+
+def test_files_mode_ends_each_file_with_end_of_text(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a.txt", "first\npoem\n")
+    write(tmp_path / "d" / "b.txt", "second")
+    config = DataConfig(
+        sources=str(tmp_path / "d"), tokenizer="word", documents="files", val_fraction=0,
+        cache_dir=str(tmp_path / "c"),
+    )  # fmt: skip
+    corpus = config.prepare()
+    ids = corpus.train.ids.tolist()
+    eos = corpus.tokenizer.eos_id
+    assert ids.count(eos) == 2 and ids[-1] == eos
+    assert corpus.tokenizer.decode(ids) == "first\npoem<|endoftext|>second<|endoftext|>"
+
+
+def test_documents_mode_needs_an_end_of_text_token(tmp_path: Path) -> None:
+    source = write(tmp_path / "t.txt", "ab\ncd\n")
+    with pytest.raises(ValueError, match="has no end-of-text token"):
+        prepare_corpus(
+            source, BPETokenizer(vocab_size=256, special_tokens=()), val_fraction=0,
+            documents="lines", cache_dir=tmp_path / "c",
+        )  # fmt: skip
+    with pytest.raises(InvalidValueError, match="documents must be one of"):
+        DataConfig(documents="paragraphs")

@@ -10,8 +10,27 @@ from textgen.runtime import resolve_device, rng_state, seed_everything, set_rng_
 
 def test_resolve_device_cpu_and_auto():
     assert resolve_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "mps" if runtime._mps_available() else "cpu"
     assert resolve_device("auto").type == expected
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected", "reason"),
+    [
+        (True, True, "cuda", "CUDA available"),
+        (False, True, "mps", "no CUDA, Apple MPS available"),
+        (False, False, "cpu", "no CUDA or MPS"),
+    ],
+)
+def test_auto_prefers_cuda_then_mps_then_cpu_and_says_which(
+    monkeypatch, cuda, mps, expected, reason
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: mps)
+    device = resolve_device("auto")
+    assert device.type == expected
+    assert runtime.describe_device("auto", device) == f"device: {expected} (auto: {reason})"
+    assert runtime.describe_device("cpu", torch.device("cpu")) == "device: cpu"
 
 
 @pytest.mark.parametrize("bad", ["tpu", "cuda:x", ""])

@@ -636,3 +636,30 @@ def test_the_emptied_row_check_runs_only_with_processors_that_can_empty_a_row(
     assert checks == []  # no device sync per token for filters that always keep a token
     sampler.generate("ab", max_new_tokens=6, seed=0, bad_words=["a"])
     assert len(checks) == 6
+
+
+# -- Hugging Face aliases -----------------------------------------------------------------------
+
+
+def test_hugging_face_aliases_mean_their_fields(sampler: Sampler) -> None:
+    greedy = sampler.generate("ab", max_new_tokens=8, greedy=True)
+    assert sampler.generate("ab", max_new_tokens=8, do_sample=False) == greedy
+    sampled = sampler.generate("ab", max_new_tokens=8, seed=3, num_samples=3)
+    aliased = sampler.generate(
+        "ab", max_new_tokens=8, seed=3, do_sample=True, num_return_sequences=3
+    )
+    assert aliased == sampled and len(aliased) == 3
+    # Consistent duplicates are fine; contradictions name both.
+    assert len(sampler.generate("ab", max_new_tokens=2, num_samples=2, num_return_sequences=2)) == 2
+    with pytest.raises(ValueError, match="do_sample=True contradicts greedy=True"):
+        sampler.generate("ab", do_sample=True, greedy=True)
+    with pytest.raises(ValueError, match="num_return_sequences=2 contradicts num_samples=3"):
+        sampler.generate("ab", num_return_sequences=2, num_samples=3)
+    with pytest.raises(ValueError, match="beam sampling"):
+        sampler.generate("ab", do_sample=True, num_beams=2)
+    with pytest.raises(TypeError, match="do_sample"):
+        sampler.generate("ab", do_sample="yes")
+    beams = sampler.generate(
+        "ab", max_new_tokens=4, do_sample=False, num_beams=3, num_return_sequences=2
+    )
+    assert beams == sampler.beam_search("ab", max_new_tokens=4, num_beams=3, num_samples=2)

@@ -67,14 +67,17 @@ def test_settings_that_remove_every_token_fail_clearly():
     sampler = make(CharTokenizer())
     every_char = tuple(sorted(set(TEXT)))
     with pytest.raises(ValueError, match="removed every token at new token 1"):
-        sampler.generate("wör", bad_words=every_char, max_new_tokens=5, seed=0)
+        # min_new_tokens forbids the end-of-text token, the one left
+        sampler.generate("wör", bad_words=every_char, max_new_tokens=5, min_new_tokens=2, seed=0)
 
 
 def test_beam_search_never_emits_removed_tokens():
     sampler = make(CharTokenizer())
     every_char = tuple(sorted(set(TEXT)))
     with pytest.raises(ValueError, match="removed every token"):
-        sampler.generate("wör", num_beams=2, bad_words=every_char, max_new_tokens=5)
+        sampler.generate(
+            "wör", num_beams=2, bad_words=every_char, max_new_tokens=5, min_new_tokens=2
+        )
     for beam in sampler.generate(
         "wör", num_beams=3, num_samples=3, no_repeat_ngram_size=1, max_new_tokens=12
     ):
@@ -138,3 +141,20 @@ def test_decoding_steps_skip_the_model_input_checks(monkeypatch):
     list(sampler.stream("wör", max_new_tokens=8, seed=0))
     sampler.beam_search("wör", max_new_tokens=8, num_beams=2)
     assert checked == [(1, 3)] * 3  # each call validated its prompt pass, no step after it
+
+
+def test_a_documents_model_starts_items_from_end_of_text_and_stops_there():
+    tokenizer = CharTokenizer().fit(["Ada", "Bob"])  # lines mode fits no newline
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16))
+    with torch.no_grad():
+        model.head.bias[tokenizer.eos_id] = 2.0  # an item ends within a few characters
+    sampler = Sampler(model, tokenizer, documents=True)
+    assert sampler.start_id == tokenizer.eos_id
+    newline = CharTokenizer().fit(["Ada\nBob"])
+    other = LSTMLanguageModel(ModelConfig(vocab_size=newline.vocab_size, hidden_size=16))
+    assert Sampler(other, newline).start_id == newline.encode("\n")[0]  # not documents: newline
+    samples = sampler.generate(max_new_tokens=200, num_samples=8, seed=0)
+    assert all(s.finish_reason == "eos" and tokenizer.eos_id not in s.token_ids for s in samples)
+    assert all("\n" not in s.text and "<|" not in s.text for s in samples)
+    assert "".join(sampler.stream(max_new_tokens=200, seed=3)) == sampler.generate(seed=3)[0].text

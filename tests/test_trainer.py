@@ -259,12 +259,6 @@ def test_l1_penalty_trains_and_is_not_in_the_reported_loss(tmp_path, corpus):
     assert penalised_size < plain_size
 
 
-def test_multi_process_launch_is_refused_until_ddp_exists(tmp_path, corpus, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ValueError, match="WORLD_SIZE=2.*not supported yet"):
-        Trainer(small_model(corpus), corpus, config(tmp_path))
-
-
 def test_an_existing_run_is_never_replaced_by_accident(tmp_path, corpus):
     Trainer(small_model(corpus), corpus, config(tmp_path, max_steps=2)).fit()
     last = (tmp_path / "run" / "last.pt").read_bytes()
@@ -347,5 +341,7 @@ def test_the_run_records_how_it_computes(tmp_path, corpus):
         "device": "cpu",
         "precision": runtime.resolve_precision("auto", torch.device("cpu")),
         "requested_precision": "auto",
+        "world_size": 1,
+        "global_batch_size": 4,
     }
     assert load_checkpoint(tmp_path / "run" / "last.pt").metadata["precision"] == start["precision"]

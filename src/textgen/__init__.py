@@ -11,7 +11,7 @@ a run is in progress when you have not).
 
 import logging
 
-from textgen.callbacks import Callback, EarlyStopping, SampleCallback
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback, TensorBoardCallback
 from textgen.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from textgen.data import (
     Corpus,
@@ -25,8 +25,11 @@ from textgen.data import (
     prepare_corpus,
 )
 from textgen.evaluation import evaluate_split
+from textgen.explain import Explanation, TokenExplanation, explain
+from textgen.export import export_model
 from textgen.loss import LanguageModelMetrics, compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel, ModelConfig, State, detach_state, select_state
+from textgen.novelty import CopiedSpan, NoveltyIndex, NoveltyReport, novelty_report
 from textgen.optim import ClipResult, build_optimizer, clip_gradients, l1_penalty
 from textgen.plot import plot_metrics
 from textgen.processors import (
@@ -76,9 +79,11 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "ClipResult",
+    "CopiedSpan",
     "Corpus",
     "DataConfig",
     "EarlyStopping",
+    "Explanation",
     "FrequencyPenaltyProcessor",
     "Generation",
     "InvalidTypeError",
@@ -91,6 +96,8 @@ __all__ = [
     "MinPProcessor",
     "ModelConfig",
     "NoRepeatNGramProcessor",
+    "NoveltyIndex",
+    "NoveltyReport",
     "PresencePenaltyProcessor",
     "RandomWindowBatcher",
     "RepetitionPenaltyProcessor",
@@ -102,6 +109,8 @@ __all__ = [
     "StopMatcher",
     "StreamBatcher",
     "TemperatureProcessor",
+    "TensorBoardCallback",
+    "TokenExplanation",
     "TokenSplit",
     "Tokenizer",
     "TopKProcessor",
@@ -124,10 +133,13 @@ __all__ = [
     "corpus_path",
     "detach_state",
     "evaluate_split",
+    "explain",
+    "export_model",
     "format_run_config",
     "l1_penalty",
     "load_checkpoint",
     "load_corpus",
+    "novelty_report",
     "plan_run",
     "plot_metrics",
     "prepare_corpus",

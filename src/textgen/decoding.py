@@ -43,9 +43,9 @@ def start_token_id(tokenizer: Tokenizer) -> int:
     """The token an empty prompt starts from: ``"\\n"`` if it is a single token, else ``eos_id``
     if any, else 0.
 
-    A newline comes first because the model has seen it start lines and speeches; textgen's data
-    pipeline does not put end-of-text markers into the training stream, so an ``eos`` embedding
-    may never have been trained.
+    A newline comes first because the model has seen it start lines and speeches; unless it was
+    trained in documents mode (then `Sampler` starts from end-of-text), a model has never seen
+    the end-of-text token, so its embedding may be untrained.
     """
     try:
         newline = tokenizer.encode("\n")

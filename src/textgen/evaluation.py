@@ -2,7 +2,9 @@
 
 Used by `Trainer.evaluate` for validation and by ``textgen evaluate`` for any text file. The
 windows come from `StreamBatcher.for_evaluation`, the training batcher's stream layout with
-the trailing partial window kept, so evaluation and training cut a text the same way.
+the trailing partial window kept, so evaluation and training cut a text the same way. Under
+``torchrun`` each process scores its own share of the streams and the sums are added up over
+the processes, so every process reports the figures one process would.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import torch
 
+from textgen import distributed
 from textgen.data import StreamBatcher, TokenSplit
 from textgen.loss import compute_metrics, sequence_cross_entropy
 from textgen.model import LSTMLanguageModel
@@ -29,6 +32,8 @@ def evaluate_split(
     max_batches: int | None = None,
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
     unk_id: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> dict[str, Any]:
     """Cross-entropy of ``model`` over a token stream, with the state carried across windows.
 
@@ -46,6 +51,10 @@ def evaluate_split(
         unk_id: the tokenizer's ``<unk>`` id, if it has one: the scored ``<unk>`` targets are
             counted, because a text whose words mostly map to ``<unk>`` scores deceptively
             well (predicting ``<unk>`` is easy), and bits per character then mean little.
+        rank: under ``torchrun``, this process's share of the streams (a contiguous range;
+            every process must call this function, as the sums are added up over them).
+        world_size: processes sharing the work; ``batch_size`` is per process, so the text is
+            cut into at most ``batch_size * world_size`` streams, as by one process of that batch.
 
     Returns:
         ``{"tokens", "loss", "perplexity", "bits_per_token", "bits_per_char", "bits_per_byte",
@@ -62,25 +71,33 @@ def evaluate_split(
         raise InvalidTypeError("split", f"split must be a TokenSplit, got {type(split).__name__}")
     max_batches = check_optional_int("max_batches", max_batches, minimum=1)
     device = next(model.parameters()).device
-    batcher = StreamBatcher.for_evaluation(split.ids, batch_size, seq_len, device=device)
+    batcher = StreamBatcher.for_evaluation(
+        split.ids, batch_size * world_size, seq_len, device=device
+    )
     num_batches = len(batcher) if max_batches is None else min(max_batches, len(batcher))
+    # This process's streams; a short split may leave a process none (it then adds zeros).
+    streams = batcher.batch_size
+    rows = slice(rank * streams // world_size, (rank + 1) * streams // world_size)
     was_training = model.training
     model.eval()
-    nats, total_tokens, state = torch.zeros((), device=device, dtype=torch.float64), 0, None
-    unknown = torch.zeros((), device=device, dtype=torch.int64)
+    sums = torch.zeros(3, device=device, dtype=torch.float64)  # nats, tokens, <unk> targets
+    state = None
     try:
-        for index in range(num_batches):
+        for index in range(num_batches if rows.start < rows.stop else 0):
             x, y = batcher.get_batch(index)
+            x, y = x[rows], y[rows]
             with autocast():
                 # The batcher built int64 (B, T) ids and the state is the model's own: no checks.
                 logits, state = model(x, state, check=False)
-            nats += sequence_cross_entropy(logits.float(), y, reduction="sum")  # no device sync
-            total_tokens += y.numel()
+            sums[0] += sequence_cross_entropy(logits.float(), y, reduction="sum")  # no sync
+            sums[1] += y.numel()
             if unk_id is not None:
-                unknown += (y == unk_id).sum()
+                sums[2] += (y == unk_id).sum()
     finally:
         model.train(was_training)
-    total_nats = float(nats.item())
+    if world_size > 1:
+        distributed.all_reduce(sums)
+    total_nats, total_tokens = float(sums[0]), int(sums[1])
     metrics = compute_metrics(
         total_nats,
         total_tokens,
@@ -90,7 +107,7 @@ def evaluate_split(
     result: dict[str, Any] = {"tokens": total_tokens, **metrics}
     result["complete"] = num_batches == len(batcher)
     if unk_id is not None:
-        unk_tokens = int(unknown.item())
+        unk_tokens = int(sums[2])
         result.update(unk_tokens=unk_tokens, unk_share=unk_tokens / max(total_tokens, 1))
     return result
 

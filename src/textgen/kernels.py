@@ -48,11 +48,14 @@ def cpu_kernel(use_onednn: bool | None) -> Iterator[None]:
     if use_onednn is None:
         yield
         return
-    previous = torch.backends.mkldnn.set_flags(use_onednn, None, None, None)[0]
+    # The documented attribute, not ``set_flags``, whose positional parameters differ between
+    # torch releases.
+    previous = bool(torch.backends.mkldnn.enabled)
+    torch.backends.mkldnn.enabled = use_onednn  # type: ignore[assignment]
     try:
         yield
     finally:
-        torch.backends.mkldnn.set_flags(previous, None, None, None)
+        torch.backends.mkldnn.enabled = previous  # type: ignore[assignment]
 
 
 def choose_kernel(

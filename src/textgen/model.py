@@ -200,10 +200,27 @@ class LSTMLanguageModel(nn.Module):
             self._check_ids(ids)
             if state is not None:
                 self._check_state(state, int(ids.shape[0]))
+        return self.forward_embeddings(self._embed(ids), state)
+
+    def forward_embeddings(
+        self, embeddings: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """`forward` from the embedding lookup's output instead of token ids.
+
+        Gradient methods differentiate with respect to the input embeddings (saliency in
+        `textgen.explain`): they look ids up themselves, make the result a leaf that requires
+        grad, and run the rest of the model from here. Inputs are not checked.
+
+        Args:
+            embeddings: ``(B, T, E)`` in the model's dtype, e.g. ``model.embedding(ids)``.
+            state: as in `forward`; None for zeros.
+
+        Returns:
+            ``(logits, state)`` as in `forward`.
+        """
         if state is None:
-            state = self.init_state(int(ids.shape[0]))
-        x = self._embed(ids)
-        x = self._drop(x)
+            state = self.init_state(int(embeddings.shape[0]))
+        x = self._drop(embeddings)
         x, new_state = self._run_layers(x, state)
         x = self._drop(x)
         if self.projection is not None:

@@ -4,7 +4,7 @@ Sits at the end of the flow, beside the CLI: the `Trainer` appends one JSON obje
 step (``train_loss``, ``train_bpc``, ``lr``, ``grad_norm``, ``clipped``) and per validation
 (``val_loss``, ``val_bpc``, ``val_perplexity``) to ``metrics.jsonl``; `plot_metrics` reads it back
 and draws loss, learning rate and gradient norm against the step. matplotlib is an optional extra
-(``pip install 'textgen[plot]'``), imported only when a plot is drawn; the figure is drawn with
+(``pip install 'textgen-lstm[plot]'``), imported only when a plot is drawn; the figure is drawn with
 matplotlib's object API and the Agg renderer, never through pyplot, so it works without a display
 and leaves a notebook's or script's own backend alone.
 """
@@ -18,9 +18,7 @@ from typing import Any
 
 __all__ = ["load_metrics", "plot_metrics"]
 
-_MISSING_MATPLOTLIB = (
-    "plotting needs matplotlib, which is not installed; install it with pip install 'textgen[plot]'"
-)
+_MISSING_MATPLOTLIB = "plotting needs matplotlib, which is not installed; install it with pip install 'textgen-lstm[plot]'"
 
 
 def load_metrics(path: str | Path) -> list[dict[str, Any]]:

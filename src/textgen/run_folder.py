@@ -3,8 +3,9 @@
 A run folder holds ``last.pt`` (resumable), ``best.pt`` (lowest validation loss), optional
 ``step-N.pt``, ``metrics.jsonl`` (one JSON object per logged step or validation) and
 ``train_config.json``. `RunFolder` is the only writer of those files and the only owner of the
-progress bar, so a rule about who writes what (one process of several, one run per folder)
-has exactly one place to live.
+progress bar, so the rule about who writes what has exactly one place to live: under
+``torchrun`` only rank 0's `RunFolder` (``main=True``) writes files, draws the bar and prints;
+the others' are silent.
 
 Messages go through the ``textgen`` logger. The package installs a `logging.NullHandler`, as a
 library should; while a run is in progress and the application has not configured logging,
@@ -87,11 +88,14 @@ class RunFolder:
     Args:
         out_dir: the run folder (created when the run starts).
         progress: draw a progress bar and print validation lines.
+        main: this process writes the run (rank 0 under ``torchrun``; one process always);
+            False makes every writing and printing method a no-op.
     """
 
-    def __init__(self, out_dir: Path, *, progress: bool) -> None:
+    def __init__(self, out_dir: Path, *, progress: bool, main: bool = True) -> None:
         self.out_dir = out_dir
-        self.show_progress = progress
+        self.main = main
+        self.show_progress = progress and main
         self.bar: Any = None
         self._console = ExitStack()
         #: held by `Trainer.fit` for the whole run: one writer per run folder
@@ -122,6 +126,8 @@ class RunFolder:
 
     def start(self, config: TrainConfig, *, total: int | None, initial: int, fresh: bool) -> None:
         """Prepare the folder for a run starting (``fresh``) or resuming at step ``initial``."""
+        if not self.main:
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # A run killed inside an atomic write leaves its temporary file; the lock says no
         # other process is writing here, so any such file is litter from a dead run.
@@ -153,10 +159,14 @@ class RunFolder:
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one record to ``metrics.jsonl``."""
+        if not self.main:
+            return
         append_line(self.metrics_path, json.dumps(record) + "\n", what="metrics")
 
     def log_validation(self, metrics: dict[str, Any]) -> None:
         """Record a validation in ``metrics.jsonl`` and tell the user (above the bar)."""
+        if not self.main:
+            return
         self.log(metrics)
         self.message(
             f"step {metrics['step']}: val loss {metrics['val_loss']:.4f}, "
@@ -186,18 +196,26 @@ class RunFolder:
 
     def message(self, text: str) -> None:
         """A line for the user (validation results): INFO on the ``textgen`` logger."""
-        logger.info(text)
+        if self.main:
+            logger.info(text)
 
     def warn(self, text: str) -> None:
-        """A warning for the user: WARNING on the ``textgen`` logger."""
-        logger.warning(text)
+        """A warning for the user: WARNING on the ``textgen`` logger (every rank of several
+        takes the same decisions, so rank 0 speaks for all)."""
+        if self.main:
+            logger.warning(text)
 
     def save(self, name: str, **contents: Any) -> Path:
-        """Write ``<name>.pt`` atomically (see `save_checkpoint`)."""
+        """Write ``<name>.pt`` atomically (see `save_checkpoint`); its path, also where nothing
+        is written (not ``main``)."""
+        if not self.main:
+            return self.out_dir / f"{name}.pt"
         return save_checkpoint(self.out_dir / f"{name}.pt", **contents)
 
     def prune(self, keep: int) -> None:
         """Delete all but the newest ``keep`` ``step-*.pt`` files."""
+        if not self.main:
+            return
         for old in sorted(self.out_dir.glob("step-*.pt"))[:-keep]:
             old.unlink()
 

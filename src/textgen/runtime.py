@@ -46,19 +46,22 @@ def check_device_name(name: str, value: Any) -> str:
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn ``"auto" | "cpu" | "cuda" | "cuda:N" | "mps"`` into a usable `torch.device`.
 
-    ``"auto"`` means CUDA when available, else CPU.
+    ``"auto"`` means CUDA when available, else Apple's MPS when available, else CPU (the
+    command line prints which it chose).
 
     Raises:
         ValueError: the device string is malformed or the device is not available here.
     """
     name = str(device) if isinstance(device, torch.device) else str(device).strip().lower()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
     try:
         resolved = torch.device(name)
     except RuntimeError as error:
         raise ValueError(
-            f"invalid device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+            f"invalid device {device!r}; expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
         ) from error
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
@@ -76,9 +79,28 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             )
     elif resolved.type != "cpu":
         raise ValueError(
-            f"unsupported device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+            f"unsupported device {device!r}; expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
         )
     return resolved
+
+
+def _mps_available() -> bool:
+    """Apple's Metal backend is built into this torch and usable on this machine."""
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def describe_device(requested: str | torch.device, device: torch.device) -> str:
+    """One line saying which device a run uses, and why when ``auto`` chose it, e.g.
+    ``"device: mps (auto: no CUDA, Apple MPS available)"``."""
+    if str(requested).strip().lower() != "auto":
+        return f"device: {device}"
+    reason = {
+        "cuda": "CUDA available",
+        "mps": "no CUDA, Apple MPS available",
+        "cpu": "no CUDA or MPS",
+    }[device.type]
+    return f"device: {device} (auto: {reason})"
 
 
 def check_precision(precision: str, device: torch.device) -> None:

@@ -10,8 +10,9 @@ is the public face of that flow (`SampleConfig`, `Generation`, `Sampler`); the w
 `textgen.beam`.
 
 Conventions:
-    * Empty prompt: the model starts from one start token (`start_token_id`). It is model input
-      only: not part of the text nor of the ``input_ids`` processors see.
+    * Empty prompt: the model starts from one start token (`start_token_id`; the end-of-text
+      token for a model trained on documents, so it begins a new one). It is model input only:
+      not part of the text nor of the ``input_ids`` processors see.
     * Seeds: row ``i`` of a call with ``seed=s`` uses its own generator seeded with ``s + i``, so
       sample ``i`` of a batch equals a one-sample call with ``seed=s + i`` (same device), and the
       global RNG is never touched. Without a seed, a fresh seed comes from ``os.urandom``.
@@ -26,12 +27,14 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from textgen.beam import beam_search as _beam_search
+from textgen.checkpoint import load_checkpoint
 from textgen.decoding import DecodingRun, score_tokens, start_token_id
 from textgen.options import option
 from textgen.processors import (
@@ -85,6 +88,7 @@ __all__ = [
     "apply_processors",
     "build_processors",
     "start_token_id",
+    "with_overrides",
 ]
 
 
@@ -186,6 +190,66 @@ class Generation:
     score: float | None = field(default=None)
 
 
+#: Hugging Face ``generate()`` names accepted as keyword overrides: name -> (SampleConfig field,
+#: value converter).
+HF_ALIASES = {
+    "do_sample": ("greedy", lambda value: not value),
+    "num_return_sequences": ("num_samples", lambda value: value),
+}
+
+
+def with_overrides(config: SampleConfig, overrides: dict[str, Any]) -> SampleConfig:
+    """``config`` with ``overrides`` (`SampleConfig` field names, or Hugging Face's
+    ``do_sample`` and ``num_return_sequences``) replacing its values; what `Sampler.generate`
+    does with its keyword arguments, and ``textgen generate`` with its flags.
+
+    Raises:
+        TypeError: an unknown name.
+        InvalidValueError: an alias and its field given with different meanings, or
+            ``do_sample=True`` with beam search (Hugging Face's beam sampling, not implemented).
+    """
+    beam_sampling = overrides.get("do_sample") is True
+    overrides = _hugging_face_aliases(overrides)
+    names = {f.name for f in dataclasses.fields(SampleConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(
+            f"unknown sampling option(s) {', '.join(unknown)}; expected SampleConfig fields"
+        )
+    config = dataclasses.replace(config, **overrides) if overrides else config
+    if beam_sampling and config.num_beams > 1:
+        raise InvalidValueError(
+            "do_sample",
+            "do_sample=True with num_beams > 1 (Hugging Face's beam sampling) is not "
+            "supported; beam search here is deterministic: use do_sample=False",
+        )
+    return config
+
+
+def _hugging_face_aliases(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Translate Hugging Face's ``do_sample`` (``greedy = not do_sample``) and
+    ``num_return_sequences`` (``num_samples``) into `SampleConfig` fields.
+
+    Raises:
+        InvalidValueError: an alias and its field are both given with different meanings.
+    """
+    overrides = dict(overrides)
+    for alias, (name, convert) in HF_ALIASES.items():
+        if alias not in overrides:
+            continue
+        value = overrides.pop(alias)
+        if alias == "do_sample":
+            value = check_bool("do_sample", value)
+        converted = convert(value)
+        if name in overrides and overrides[name] != converted:
+            raise InvalidValueError(
+                (alias, name),
+                f"{alias}={value!r} contradicts {name}={overrides[name]!r}; give one of them",
+            )
+        overrides[name] = converted
+    return overrides
+
+
 def _encode(tokenizer: Tokenizer, text: str, what: str) -> list[int]:
     try:
         return tokenizer.encode(text)
@@ -223,6 +287,8 @@ class Sampler:
         tokenizer: the tokenizer the model was trained with.
         device: move the model there (``"cpu"``, ``"cuda"``, ``"auto"``...); None keeps it where
             it is.
+        documents: the model was trained in documents mode (end-of-text between items): an empty
+            prompt starts from end-of-text, so it begins a new item. `from_checkpoint` sets it.
 
     Example:
         >>> sampler = Sampler(model, tokenizer)                                 # doctest: +SKIP
@@ -230,7 +296,12 @@ class Sampler:
     """
 
     def __init__(
-        self, model: nn.Module, tokenizer: Tokenizer, *, device: str | torch.device | None = None
+        self,
+        model: nn.Module,
+        tokenizer: Tokenizer,
+        *,
+        device: str | torch.device | None = None,
+        documents: bool = False,
     ) -> None:
         if not isinstance(tokenizer, Tokenizer):
             raise TypeError(
@@ -258,6 +329,31 @@ class Sampler:
             if isinstance(model_vocab, int) and model_vocab > tokenizer.vocab_size
             else None
         )
+        eos = tokenizer.eos_id
+        #: the token an empty prompt starts from
+        self.start_id = eos if documents and eos is not None else start_token_id(tokenizer)
+
+    @classmethod
+    def from_checkpoint(cls, source: str | Path, device: str | torch.device = "auto") -> Sampler:
+        """A sampler for a saved model, in one call.
+
+        Args:
+            source: a checkpoint file, a run folder (its ``best.pt``) or the name of a bundled
+                pretrained model such as ``"shakespeare"``.
+            device: where to run (``"auto"``: CUDA when available, else CPU).
+
+        Raises:
+            CheckpointError: nothing readable at ``source``.
+            ValueError: the device is not available.
+
+        Example:
+            >>> sampler = Sampler.from_checkpoint("shakespeare")                  # doctest: +SKIP
+            >>> print(sampler.generate("ROMEO:", max_new_tokens=60, seed=0)[0].text)  # doctest: +SKIP
+        """
+        checkpoint = load_checkpoint(source)
+        documents = checkpoint.metadata.get("documents", "none") not in (None, "none")
+        model = checkpoint.build_model(resolve_device(device))
+        return cls(model, checkpoint.tokenizer, documents=documents)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -275,7 +371,10 @@ class Sampler:
             prompt: text to continue ("" starts from `start_token_id`).
             config: sampling settings (default `SampleConfig()`).
             logits_processors: the caller's processors, applied after the built-in ones.
-            **overrides: `SampleConfig` fields replacing those of ``config``.
+            **overrides: `SampleConfig` fields replacing those of ``config``. Hugging Face's
+                names are accepted too: ``do_sample`` (``greedy = not do_sample``) and
+                ``num_return_sequences`` (``num_samples``); giving an alias and its field with
+                different meanings is an error.
 
         Returns:
             One `Generation` per sample (per beam with ``num_beams > 1``; see `beam_search`).
@@ -399,20 +498,14 @@ class Sampler:
         config = SampleConfig() if config is None else config
         if not isinstance(config, SampleConfig):
             raise TypeError(f"config must be a SampleConfig, got {type(config).__name__}")
-        names = {f.name for f in dataclasses.fields(SampleConfig)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise TypeError(
-                f"unknown sampling option(s) {', '.join(unknown)}; expected SampleConfig fields"
-            )
-        return dataclasses.replace(config, **overrides) if overrides else config
+        return with_overrides(config, overrides)
 
     def _prompt(self, prompt: str) -> tuple[list[int], list[int]]:
         """(model input, history for processors) for ``prompt``."""
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
         ids = _encode(self.tokenizer, prompt, "prompt")
-        return (ids, ids) if ids else ([start_token_id(self.tokenizer)], [])
+        return (ids, ids) if ids else ([self.start_id], [])
 
     def _prepare(
         self, prompt: str, config: SampleConfig, logits_processors: Sequence[ProcessorFunction]

@@ -39,8 +39,12 @@ from textgen.validation import (
     check_str,
 )
 
-#: Optimizer steps of a run that sets none of ``max_steps``, ``epochs`` and ``max_time``.
-DEFAULT_MAX_STEPS = 1300
+#: Seconds of training of a run that sets none of ``max_steps``, ``epochs`` and ``max_time``:
+#: with start-up and the final validation, about five minutes of wall time. A time budget,
+#: not a step count, so that a user who passes no flags gets the best model their machine can
+#: make in that time (the schedule decays over the steps that fit, see `TimePlan`); give
+#: ``max_steps`` for a run whose length does not depend on the machine's speed.
+DEFAULT_MAX_TIME = 280.0
 
 BATCHING = ("stream", "random")
 
@@ -61,7 +65,7 @@ class TrainConfig:
     """How to train (the model's shape lives in `ModelConfig`, the data's in `DataConfig`).
 
     Stopping: the run ends at whichever of ``max_steps``, ``epochs`` and ``max_time`` comes
-    first; when none is set it runs `DEFAULT_MAX_STEPS` steps (see `step_limit`). Every field is
+    first; when none is set it trains for `DEFAULT_MAX_TIME` seconds (see `time_limit`). Every field is
     validated when the config is built, so a wrong value fails before any data is read.
     """
 
@@ -76,7 +80,12 @@ class TrainConfig:
         False, "replace a run already in the run folder instead of refusing", group="run"
     )
     # -- batches
-    batch_size: int = option(32, "parallel streams (rows) per batch", group="batches")
+    batch_size: int = option(
+        32,
+        "parallel streams (rows) per batch, per process under torchrun (the global batch is "
+        "the sum over processes)",
+        group="batches",
+    )
     seq_len: int = option(128, "tokens per window: the truncated-BPTT length", group="batches")
     batching: str = option(
         "stream",
@@ -91,15 +100,17 @@ class TrainConfig:
     # -- stopping
     max_steps: int | None = option(
         None,
-        f"stop after this many optimizer steps (0: no step limit; no limit of any kind "
-        f"given: {DEFAULT_MAX_STEPS})",
+        "stop after this many optimizer steps (0: no step limit)",
         group="stopping",
     )
     epochs: int | None = option(
         None, "stop after this many passes over the training text", group="stopping"
     )
     max_time: float | None = option(
-        None, "stop after this many seconds of training, counted across resumes", group="stopping"
+        None,
+        f"stop after this many seconds of training, counted across resumes (no limit of any "
+        f"kind given: {DEFAULT_MAX_TIME:g})",
+        group="stopping",
     )
     early_stopping_patience: int | None = option(
         None, "stop after this many validations without improvement", group="stopping"
@@ -159,6 +170,12 @@ class TrainConfig:
     sample_length: int = option(
         200, "tokens in each sample printed by sample_every", group="validation"
     )
+    tensorboard: str | None = option(
+        None,
+        "write TensorBoard curves (loss, bits/char, lr, gradient norm, tokens/s, validation, a "
+        "sample per validation) to this folder; '' means OUT_DIR/tensorboard",
+        group="validation",
+    )
     # -- hardware and reproducibility
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", group="hardware")
     precision: str = option(
@@ -194,6 +211,8 @@ class TrainConfig:
         for name in ("epochs", "eval_batches", "early_stopping_patience"):
             check_optional_int(name, getattr(self, name), minimum=1)
         check_optional_float("max_time", self.max_time, minimum=0, min_inclusive=False)
+        if self.tensorboard is not None:
+            check_str("tensorboard", self.tensorboard, allow_empty=True)
         check_choice("batching", self.batching, BATCHING)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, ("auto", *SCHEDULES))
@@ -220,7 +239,7 @@ class TrainConfig:
             raise InvalidValueError(
                 "nesterov", "nesterov=True needs optimizer 'sgd' with momentum > 0"
             )
-        unbounded = self.step_limit is None and self.epochs is None and self.max_time is None
+        unbounded = self.step_limit is None and self.epochs is None and self.time_limit is None
         if self.schedule in DECAYING and unbounded:
             raise InvalidValueError(
                 "schedule",
@@ -230,13 +249,18 @@ class TrainConfig:
 
     @property
     def step_limit(self) -> int | None:
-        """The step cap of the run: ``max_steps``; None when it is 0 (no step limit: epochs,
-        the time budget or Ctrl-C end the run) or when ``epochs`` / ``max_time`` alone bound
-        the run; `DEFAULT_MAX_STEPS` when no limit is set at all."""
-        if self.max_steps is not None:
-            return self.max_steps or None
-        if self.epochs is None and self.max_time is None:
-            return DEFAULT_MAX_STEPS
+        """The step cap of the run: ``max_steps``; None when it is 0 or unset (epochs, the
+        time budget or Ctrl-C end the run)."""
+        return self.max_steps or None
+
+    @property
+    def time_limit(self) -> float | None:
+        """The run's time budget in seconds: ``max_time``; `DEFAULT_MAX_TIME` when no limit of
+        any kind is set (``max_steps=0`` is a choice of no step limit, so it has none)."""
+        if self.max_time is not None:
+            return self.max_time
+        if self.max_steps is None and self.epochs is None:
+            return DEFAULT_MAX_TIME
         return None
 
     def limit_reached(self, step: int, epoch: int, seconds: float) -> str | None:
@@ -246,7 +270,7 @@ class TrainConfig:
             return "max_steps"
         if self.epochs is not None and epoch >= self.epochs:
             return "epochs"
-        if self.max_time is not None and seconds >= self.max_time:
+        if self.time_limit is not None and seconds >= self.time_limit:
             return "max_time"
         return None
 
@@ -257,13 +281,13 @@ class TrainConfig:
         if self.schedule != "auto":
             return self.schedule
         bounded = self.step_limit is not None or self.epochs is not None
-        return "cosine" if bounded or self.max_time is not None else "constant"
+        return "cosine" if bounded or self.time_limit is not None else "constant"
 
     @property
     def plans_from_time(self) -> bool:
-        """True when the schedule decays over a length planned from ``max_time`` and the
-        measured speed (`textgen.schedules.TimePlan`): a time budget with a decaying schedule."""
-        return self.max_time is not None and self.resolved_schedule() in DECAYING
+        """True when the schedule decays over a length planned from the time budget
+        (`time_limit`) and the measured speed (`textgen.schedules.TimePlan`)."""
+        return self.time_limit is not None and self.resolved_schedule() in DECAYING
 
     def planned_steps(self, batches_per_epoch: int) -> int | None:
         """The run's length in optimizer steps when it is known: the step limit or ``epochs``
@@ -273,18 +297,23 @@ class TrainConfig:
             limits.append(self.epochs * batches_per_epoch)
         return min(limits) if limits else None
 
-    def make_batcher(self, ids: np.ndarray) -> StreamBatcher | RandomWindowBatcher:
-        """The batcher these settings describe, over the training ids."""
+    def make_batcher(
+        self, ids: np.ndarray, *, rank: int = 0, world_size: int = 1
+    ) -> StreamBatcher | RandomWindowBatcher:
+        """The batcher these settings describe, over the training ids: this process's share
+        (``rank`` of ``world_size``) of batches of ``batch_size * world_size`` rows."""
         if self.batching == "random":
             return RandomWindowBatcher(
                 ids,
                 self.batch_size,
                 self.seq_len,
                 seed=self.seed,
-                # micro-batches need full batches; a short last batch would leave some empty
-                drop_last=self.grad_accum_steps > 1,
+                # micro-batches and processes need full batches; a short one leaves some empty
+                drop_last=self.grad_accum_steps > 1 or world_size > 1,
+                rank=rank,
+                world_size=world_size,
             )
-        return StreamBatcher(ids, self.batch_size, self.seq_len)
+        return StreamBatcher(ids, self.batch_size, self.seq_len, rank=rank, world_size=world_size)
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """The optimizer these settings describe (see `build_optimizer`)."""
@@ -320,8 +349,8 @@ class TrainConfig:
         """The `TimePlan` of a run whose schedule decays over a time budget, else None."""
         if not self.plans_from_time:
             return None
-        assert self.max_time is not None
-        return TimePlan(self.max_time, planned_steps)
+        assert self.time_limit is not None
+        return TimePlan(self.time_limit, planned_steps)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "") -> TrainConfig:
@@ -385,7 +414,7 @@ def _known(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "BATCHING",
-    "DEFAULT_MAX_STEPS",
+    "DEFAULT_MAX_TIME",
     "FIXED_ON_RESUME",
     "TrainConfig",
     "check_resumable",

@@ -6,22 +6,28 @@ the cross-entropy, backpropagate, clip, step, and now and then validate and chec
 `Trainer.train_step` is one optimizer step: forward and backward per micro-batch, then clip and
 step. What a run writes goes through `RunFolder` (``textgen.run_folder``); what it does when a
 step goes wrong lives in `textgen.health`; how to train is a `TrainConfig`.
+
+Under ``torchrun`` the same code runs in every process (`textgen.distributed`): each trains on
+its own share of the streams, `DistributedDataParallel` averages the gradients, and every
+decision (skip a step, roll back, validate, stop) is taken on values that are the same on all
+processes, so no process waits in a collective another one skipped. Rank 0 writes the run.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
-from textgen.callbacks import Callback, EarlyStopping, SampleCallback
+from textgen import distributed
+from textgen.callbacks import Callback, EarlyStopping, SampleCallback, TensorBoardCallback
 from textgen.checkpoint import load_checkpoint
 from textgen.data import Corpus, TokenSplit
 from textgen.evaluation import evaluate_split, unk_warning
@@ -35,7 +41,6 @@ from textgen.runtime import (
     autocast,
     check_precision,
     on_stop_signals,
-    resolve_device,
     resolve_precision,
     seed_everything,
 )
@@ -43,6 +48,14 @@ from textgen.train_config import TrainConfig
 from textgen.validation import InvalidTypeError, InvalidValueError
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDivergedError"]
+
+#: Why a run stops, least to most pressing: under torchrun the ranks stop together for the
+#: most pressing reason any of them has (a reason a callback gave counts as "callback").
+_STOP_ORDER = (None, "callback", "early_stopping", "max_steps", "epochs", "max_time", "signal")
+
+
+def _stop_rank(reason: str | None) -> int:
+    return _STOP_ORDER.index(reason) if reason in _STOP_ORDER else 1
 
 
 @dataclass
@@ -75,9 +88,14 @@ class Trainer:
         config: how to train (default `TrainConfig()`).
         callbacks: extra `Callback` objects (sampling and early stopping are added from config).
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) it joins the process group (`distributed.setup`),
+    ``config.batch_size`` is the batch of each process and the model trains wrapped in
+    `DistributedDataParallel`; ``trainer.model`` stays the plain model.
+
     Raises:
         ValueError: the device or precision is not available here, or the model's vocabulary
             is smaller than the tokenizer's.
+        DistributedError: a ``torchrun`` launch that cannot work here (see `distributed.setup`).
 
     Example:
         >>> corpus = prepare_corpus("shakespeare")                        # doctest: +SKIP
@@ -96,13 +114,9 @@ class Trainer:
         self.config = config = TrainConfig() if config is None else config
         if not isinstance(config, TrainConfig):
             raise InvalidTypeError("config", f"config must be a TrainConfig, got {config!r}")
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size > 1:  # several processes would overwrite one another's run folder
-            raise ValueError(
-                f"WORLD_SIZE={world_size}: multi-process (torchrun / DDP) training is not "
-                "supported yet; run one process per run folder"
-            )
-        self.device = resolve_device(config.device)
+        self.device = distributed.setup(config.device)  # this process's GPU under torchrun
+        #: processes training together (1 without torchrun) and this one's rank among them
+        self.world_size, self.rank = distributed.world_size(), distributed.rank()
         #: the precision this run computes in ("auto" resolved for this device)
         self.precision = resolve_precision(config.precision, self.device)
         check_precision(self.precision, self.device)
@@ -115,8 +129,13 @@ class Trainer:
                 f"model vocab_size {model.config.vocab_size} is smaller than the tokenizer's "
                 f"{self.tokenizer.vocab_size}",
             )
-        seed_everything(config.seed)
-        self.batcher = config.make_batcher(corpus.train.ids)
+        # Each rank its own dropout stream (rank 0's is a single process's); the weights come
+        # from rank 0 when DDP wraps the model.
+        seed_everything(config.seed + self.rank)
+        self.batcher = config.make_batcher(
+            corpus.train.ids, rank=self.rank, world_size=self.world_size
+        )
+        self.train_model = self._wrap_for_training(self.model)
         self.optimizer = config.make_optimizer(model)
         self.total_steps = config.planned_steps(self.batcher.batches_per_epoch)
         self.scheduler = config.make_scheduler(self.optimizer, self.total_steps)
@@ -124,11 +143,16 @@ class Trainer:
         # fp16 needs loss scaling; with any other precision the scaler is a no-op.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.callbacks: list[Callback] = list(callbacks)
-        if config.sample_every:
+        if config.sample_every and self.rank == 0:
             self.callbacks.append(SampleCallback(config.sample_every, config.sample_length))
         if config.early_stopping_patience:
             self.callbacks.append(EarlyStopping(config.early_stopping_patience))
-        self.run_folder = RunFolder(Path(config.out_dir), progress=config.progress)
+        if config.tensorboard is not None:
+            log_dir = config.tensorboard or str(Path(config.out_dir) / "tensorboard")
+            self.callbacks.append(TensorBoardCallback(log_dir, every=config.log_every))
+        self.run_folder = RunFolder(
+            Path(config.out_dir), progress=config.progress, main=self.rank == 0
+        )
         self.guard = DivergenceGuard(self.model, self.optimizer, config.max_nan_retries)
         self.gradient_watch = GradientWatch(config.clip_norm)
         # Training progress; all of it goes into last.pt.
@@ -160,20 +184,31 @@ class Trainer:
                 resumed run was made with different fixed settings.
             TrainingDivergedError: the loss stayed non-finite after ``max_nan_retries`` rollbacks.
         """
+        try:
+            return self._fit(resume)
+        finally:
+            distributed.shutdown()  # under torchrun, leave the group textgen joined (also on errors)
+
+    def _fit(self, resume: bool) -> TrainResult:
         config, folder = self.config, self.run_folder
-        # One writer per run folder, for the whole run (the kernel frees it if we die).
-        with folder.lock:
-            if resume:
-                restore_training_state(self, load_checkpoint(folder.last_path))
-                self._saved_at = (
-                    self.step
-                )  # last.pt is exactly this state: no need to write it again
+        # One writer per run folder, for the whole run (the kernel frees it if we die); under
+        # torchrun only rank 0 writes, so only rank 0 holds it.
+        with folder.lock if self.rank == 0 else nullcontext():
+            if resume:  # every rank reads last.pt (a shared folder); a failure stops them all
+                distributed.everywhere(
+                    lambda: restore_training_state(self, load_checkpoint(folder.last_path))
+                )
+                self._saved_at = self.step  # last.pt is exactly this state: no need to rewrite
             elif not config.overwrite:
-                folder.refuse_existing_run()
+                distributed.on_main(folder.refuse_existing_run)
             last_metrics: dict[str, Any] = {}
             # From here on, Ctrl-C / SIGTERM finish the current step, save last.pt and return.
             with on_stop_signals(lambda: self.request_stop("signal")):
-                folder.start(config, total=self.total_steps, initial=self.step, fresh=not resume)
+                distributed.on_main(
+                    lambda: folder.start(
+                        config, total=self.total_steps, initial=self.step, fresh=not resume
+                    )
+                )
                 try:
                     folder.log(self._start_record(resume))
                     self.guard.mark_good()
@@ -183,7 +218,7 @@ class Trainer:
                     batches = self._batches()
                     while (stopped_by := self._stop_reason(start)) is None:
                         metrics = self.train_step(*next(batches))
-                        self.elapsed = time.perf_counter() - start
+                        self.elapsed = self._seconds_since(start)
                         if self.time_plan is not None:
                             self._follow_time_plan(self.time_plan.observe(self.step, self.elapsed))
                         metrics.update(epoch=self.batcher.epoch, elapsed=round(self.elapsed, 3))
@@ -234,7 +269,15 @@ class Trainer:
         norm, clipped = clip_gradients_(
             self.model.parameters(), max_norm=config.clip_norm or None, max_value=config.clip_value
         )
-        loss_value, norm_value, clipped_value = torch.stack([loss, norm, clipped.float()]).tolist()
+        summary = torch.stack([loss, norm, clipped.float()])
+        if self.world_size > 1:
+            # Every rank must decide alike (step, skip, roll back): the loss is averaged over
+            # the ranks; the gradients, hence norm and clip flag, already are (DDP), so only
+            # rank 0's are added (times 0 elsewhere, which keeps a NaN a NaN on every rank).
+            main = float(self.rank == 0)
+            weights = torch.tensor([1 / self.world_size, main, main], device=summary.device)
+            summary = distributed.all_reduce(summary * weights)
+        loss_value, norm_value, clipped_value = summary.tolist()
         if not math.isfinite(loss_value):
             return self._roll_back(f"loss is {loss_value}")
         if not math.isfinite(norm_value) and not self.scaler.is_enabled():
@@ -247,7 +290,8 @@ class Trainer:
         self.state = next_state
         self.step += 1
         self.clip_events += int(clipped_value)
-        self.tokens_seen += x.numel()
+        tokens = x.numel() * self.world_size  # every rank took a batch of the same shape
+        self.tokens_seen += tokens
         warning = self.gradient_watch.observe(norm_value, self.step)
         if warning:
             self.run_folder.warn(warning)
@@ -259,7 +303,7 @@ class Trainer:
             "grad_norm": norm_value,
             "clipped": bool(clipped_value),
             "clip_events": self.clip_events,
-            "tokens_per_s": x.numel() / max(time.perf_counter() - started, 1e-9),
+            "tokens_per_s": tokens / max(time.perf_counter() - started, 1e-9),
         }
 
     def _forward_backward(
@@ -276,16 +320,16 @@ class Trainer:
         states: list[State] = []
         for i in range(parts):
             rows = slice(i * micro, (i + 1) * micro)
-            with self._autocast():
-                logits, micro_state = self.model(
+            with self._autocast(), self._gradient_sync(last=i == parts - 1):
+                logits, micro_state = self.train_model(
                     x[rows], tuple(s[:, rows] for s in state), check=False
                 )
                 loss = sequence_cross_entropy(logits.float(), y[rows])
-            states.append(micro_state)
-            total += loss.detach()
-            if self.config.l1:
-                loss = loss + l1_penalty(self.model, self.config.l1)
-            self.scaler.scale(loss / parts).backward()
+                states.append(micro_state)
+                total += loss.detach()
+                if self.config.l1:
+                    loss = loss + l1_penalty(self.model, self.config.l1)
+                self.scaler.scale(loss / parts).backward()
         if parts == 1:
             return total, states[0]
         return total / parts, tuple(torch.cat(s, dim=1) for s in zip(*states, strict=True))
@@ -303,7 +347,9 @@ class Trainer:
     def evaluate(self, split: TokenSplit | None = None) -> dict[str, Any]:
         """Loss and bits per character on ``split`` (default: the validation split).
 
-        Changes no weights and leaves the training state (and RNGs) untouched.
+        Changes no weights and leaves the training state (and RNGs) untouched. Under
+        ``torchrun`` every rank must call it: each scores its share of the streams and all
+        report the same figures.
         """
         split = split if split is not None else (self.corpus.val or self.corpus.train)
         return evaluate_split(
@@ -314,6 +360,8 @@ class Trainer:
             max_batches=self.config.eval_batches,
             autocast=self._autocast,
             unk_id=self.tokenizer.unk_id,
+            rank=distributed.rank(),  # live: after fit the group is gone, one process scores all
+            world_size=distributed.world_size(),
         )
 
     # ------------------------------------------------------------------ stopping
@@ -336,10 +384,27 @@ class Trainer:
             self._stop_request = None
 
     def _stop_reason(self, start: float) -> str | None:
-        if self._stop_request is not None:
-            return self._stop_request
+        reason = self._stop_request
+        if reason is None:
+            seconds = time.perf_counter() - start
+            reason = self.config.limit_reached(self.step, self.batcher.epoch, seconds)
+        if self.world_size == 1:
+            return reason
+        # A signal, a callback or the clock may reach one rank a step before another: stop
+        # all of them together, for the most pressing reason any of them has.
+        code = torch.tensor([_stop_rank(reason)], device=self.device)
+        if int(distributed.all_reduce(code, "max").item()) == 0:
+            return None  # the common case: one small collective per step
+        return max(distributed.all_gather(reason), key=_stop_rank)  # the first rank's on ties
+
+    def _seconds_since(self, start: float) -> float:
+        """Training time so far; under torchrun the slowest rank's, so that the time budget
+        and the schedule planned from it are the same on every rank."""
         seconds = time.perf_counter() - start
-        return self.config.limit_reached(self.step, self.batcher.epoch, seconds)
+        if self.world_size == 1:
+            return seconds
+        clock = torch.tensor([seconds], dtype=torch.float64, device=self.device)
+        return float(distributed.all_reduce(clock, "max").item())
 
     # ------------------------------------------------------------------ validation, saving
     def _validate_and_checkpoint(self) -> None:
@@ -388,21 +453,32 @@ class Trainer:
         self.guard.mark_good()
 
     def _save(self, name: str) -> Path:
-        path = self.run_folder.save(
-            name,
-            model=self.model,
-            tokenizer=self.tokenizer,
-            train_state=training_state(self) if name != "best" else None,
-            metadata={
-                "step": self.step,
-                "epoch": self.batcher.epoch,
-                "best_val_loss": self.best_val_loss,
-                "tokens_seen": self.tokens_seen,
-                "device": str(self.device),
-                "precision": self.precision,
-                "train_config": asdict(self.config),
-            },
+        """Write ``<name>.pt`` (rank 0 only; every rank calls this at the same step)."""
+        train_state = training_state(self) if name != "best" else None  # gathers every rank's
+        metadata = {
+            "step": self.step,
+            "epoch": self.batcher.epoch,
+            "best_val_loss": self.best_val_loss,
+            "tokens_seen": self.tokens_seen,
+            "device": str(self.device),
+            "precision": self.precision,
+            "world_size": self.world_size,
+            "global_batch_size": self.config.batch_size * self.world_size,
+            "train_config": asdict(self.config),
+            # how the text was cut into documents: samplers start a new one from end-of-text
+            "documents": self.corpus.documents,
+        }
+        save = self.run_folder.save
+        distributed.on_main(
+            lambda: save(
+                name,
+                model=self.model,
+                tokenizer=self.tokenizer,
+                train_state=train_state,
+                metadata=metadata,
+            )
         )
+        path = self.run_folder.out_dir / f"{name}.pt"
         if name == "last":
             self._saved_at = self.step
         for callback in self.callbacks:
@@ -435,6 +511,8 @@ class Trainer:
             "device": str(self.device),
             "precision": self.precision,
             "requested_precision": self.config.precision,
+            "world_size": self.world_size,
+            "global_batch_size": self.config.batch_size * self.world_size,
         }
 
     def _follow_time_plan(self, planned: int | None) -> None:
@@ -445,6 +523,23 @@ class Trainer:
 
     def _autocast(self) -> AbstractContextManager[Any]:
         return autocast(self.precision, self.device)
+
+    def _wrap_for_training(self, model: LSTMLanguageModel) -> torch.nn.Module:
+        """The module training calls: ``model`` itself, or under torchrun ``model`` in
+        `DistributedDataParallel` (which starts every rank from rank 0's weights and averages
+        the gradients in backward). Evaluation, checkpoints and callbacks use ``model``, so
+        checkpoints keep one process's format (no ``module.`` prefixes)."""
+        if self.world_size == 1:
+            return model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+
+    def _gradient_sync(self, *, last: bool) -> AbstractContextManager[Any]:
+        """Under DDP, average the gradients once per step: skip it for all but the last
+        micro-batch (the sum of the micro-batches' gradients is the same either way)."""
+        if last or not isinstance(self.train_model, DistributedDataParallel):
+            return nullcontext()
+        return self.train_model.no_sync()
 
     def _train_bpc(self, loss: float) -> float | None:
         """Bits per character of a per-token loss, by the training text's characters per token."""

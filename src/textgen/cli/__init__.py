@@ -1,8 +1,9 @@
 """The ``textgen`` command line: a thin front end over the library.
 
-Each command is a module (`train`, `generate`, `inspect` for ``evaluate``/``info``/``plot``)
-with an ``add_parser`` that declares its flags — most generated from the config dataclasses by
-`textgen.cli.flags` — and a ``run`` that calls the library. Errors in what the user gave (a
+Each command is a module (`train`, `generate`, `inspect` for ``evaluate``/``info``/``plot``,
+`inside` for ``explain``/``novelty``, `export`) with an ``add_parser`` that declares its flags —
+most generated from the config dataclasses by `textgen.cli.flags` — and a ``run`` that calls the
+library. Errors in what the user gave (a
 missing file, a bad value, an unreadable checkpoint) become one line on stderr, naming the flag,
 and a non-zero exit; real bugs keep their tracebacks.
 """
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from textgen import __version__
 from textgen.atomic import StorageError
 from textgen.checkpoint import CheckpointError
-from textgen.cli import generate, inspect, train
+from textgen.cli import export, generate, inside, inspect, train
 from textgen.cli.flags import flag_message
 from textgen.health import TrainingDivergedError
 from textgen.lockfile import RunFolderBusyError
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except _USER_ERRORS as error:
-        print(f"textgen {args.command}: error: {flag_message(error)}", file=sys.stderr)
+        print(f"textgen {args.command}{_which_process()}: error: {flag_message(error)}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USER_ERROR
 
 
@@ -71,6 +73,13 @@ def _silence_stdout() -> None:
         pass
 
 
+def _which_process() -> str:
+    """`` (rank N)`` under torchrun, so the error lines of several processes can be told apart."""
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1"):
+        return f" (rank {os.environ.get('RANK', '?')})"
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser (also used by the docs test that checks the CLI reference)."""
     parser = argparse.ArgumentParser(
@@ -78,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"textgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (train, generate, inspect):
+    for module in (train, generate, inspect, inside, export):
         module.add_parsers(commands)
     return parser
 

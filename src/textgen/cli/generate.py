@@ -1,4 +1,8 @@
-"""``textgen generate``: every `SampleConfig` field is a flag; text streams to stdout."""
+"""``textgen generate``: every `SampleConfig` field is a flag; text streams to stdout.
+
+With ``--novelty`` each sample is followed by a one-line copy report on stderr
+(`textgen.novelty`).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from textgen.atomic import atomic_write_text
-from textgen.checkpoint import load_checkpoint
 from textgen.cli.flags import add_config_flags, given_values
 from textgen.data.sources import BOM
-from textgen.runtime import resolve_device
-from textgen.sampler import SampleConfig, Sampler
+from textgen.novelty import NoveltyIndex
+from textgen.runtime import describe_device, resolve_device
+from textgen.sampler import SampleConfig, Sampler, with_overrides
 
 
 def add_parsers(commands: Any) -> None:
@@ -39,11 +43,42 @@ def add_parsers(commands: Any) -> None:
         help="also write the text to FILE (what was generated is kept if interrupted)",
     )
     p.add_argument("--no-stream", action="store_true", help="print only when finished")
+    p.add_argument(
+        "--novelty",
+        action="store_true",
+        help="after each sample, report on stderr how much of it is copied from the run's "
+        "training text (see textgen novelty)",
+    )
+    p.add_argument(
+        "--novelty-min-span",
+        type=int,
+        default=50,
+        metavar="N",
+        help="with --novelty: the shortest span, in characters, counted as copied (default: 50)",
+    )
     add_config_flags(p, SampleConfig, section="sample", exclude=("return_logprobs",))
+    aliases = p.add_argument_group("Hugging Face names (aliases of the flags above)")
+    aliases.add_argument(
+        "--do-sample",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        dest="alias.do_sample",
+        help="--no-do-sample is --greedy; --do-sample is --no-greedy",
+    )
+    aliases.add_argument(
+        "--num-return-sequences",
+        type=int,
+        metavar="N",
+        default=argparse.SUPPRESS,
+        dest="alias.num_return_sequences",
+        help="the same as --num-samples",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    config = SampleConfig(**given_values(args, "sample"))  # checked before anything loads
+    # Checked before anything loads; Hugging Face's names map onto the fields they alias.
+    overrides = {**given_values(args, "sample"), **given_values(args, "alias")}
+    config = with_overrides(SampleConfig(), overrides)
     prompt = args.prompt
     if args.prompt_file:
         prompt_path = Path(args.prompt_file)
@@ -51,9 +86,14 @@ def run(args: argparse.Namespace) -> int:
             what = "is not a file" if prompt_path.exists() else "does not exist"
             raise FileNotFoundError(f"prompt file {prompt_path} {what}")
         prompt = read_prompt_file(prompt_path)
+    if args.novelty_min_span < 1:
+        raise ValueError(f"--novelty-min-span must be >= 1, got {args.novelty_min_span}")
     device = resolve_device(args.device)
-    checkpoint = load_checkpoint(args.checkpoint)
-    sampler = Sampler(checkpoint.build_model(device), checkpoint.tokenizer)
+    sampler = Sampler.from_checkpoint(args.checkpoint, device=device)
+    # Built (or loaded) before sampling: a run without training data fails before any output.
+    novelty = NoveltyIndex.for_run(args.checkpoint) if args.novelty else None
+    if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
+        print(describe_device(args.device, device), file=sys.stderr)
     texts: list[str] = []
     if not args.no_stream and config.num_samples == 1 and config.num_beams == 1:
         pieces = [prompt]
@@ -68,15 +108,24 @@ def run(args: argparse.Namespace) -> int:
         finally:  # interrupted (Ctrl-C, a closed pipe, an error): keep what was generated
             if args.output:
                 _write_output(args.output, ["".join(pieces)])
+        _report_novelty(novelty, "".join(pieces[1:]), args.novelty_min_span)
         return 0
     for i, sample in enumerate(sampler.generate(prompt, config)):
         if config.num_samples > 1:
             print(f"=== sample {i + 1} ===")
         texts.append(prompt + sample.text)
         print(texts[-1])
+        _report_novelty(novelty, sample.text, args.novelty_min_span)
     if args.output:
         _write_output(args.output, texts)
     return 0
+
+
+def _report_novelty(index: NoveltyIndex | None, sample: str, min_span: int) -> None:
+    """One line on stderr about the generated text (the prompt left out): stdout stays text."""
+    if index is not None:
+        report = index.report(sample, min_span=min_span)
+        print(f"novelty: {report.summary()}", file=sys.stderr, flush=True)
 
 
 def read_prompt_file(path: Path) -> str:

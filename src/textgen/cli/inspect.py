@@ -14,7 +14,7 @@ from textgen.data.sources import ENCODING_ERRORS
 from textgen.evaluation import evaluate_split, unk_warning
 from textgen.plot import plot_metrics
 from textgen.run_config import describe_run, format_run_config
-from textgen.runtime import resolve_device
+from textgen.runtime import describe_device, resolve_device
 
 
 def add_parsers(commands: Any) -> None:
@@ -59,7 +59,7 @@ def add_parsers(commands: Any) -> None:
         "plot",
         help="draw loss, learning rate and gradient norm of a run as a PNG",
         description="Plot RUN_DIR/metrics.jsonl: loss (bits per char), learning rate and "
-        "gradient norm against steps. Needs matplotlib: pip install 'textgen[plot]'.",
+        "gradient norm against steps. Needs matplotlib: pip install 'textgen-lstm[plot]'.",
     )
     p.set_defaults(handler=plot)
     p.add_argument("run", metavar="RUN_DIR", help="a run folder, or a metrics.jsonl file")
@@ -78,6 +78,8 @@ def evaluate(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         errors=args.encoding_errors,
     ).train
+    if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
+        print(describe_device(args.device, device), file=sys.stderr)
     metrics = evaluate_split(
         model,
         split,
@@ -112,6 +114,9 @@ def info(args: argparse.Namespace) -> int:
         print(format_run_config(describe_run(checkpoint), as_json=args.json), end="")
         return 0
     best = meta.get("best_val_loss")
+    per_process = (meta.get("train_config") or {}).get("batch_size")
+    world_size = int(meta.get("world_size") or 1)  # checkpoints before torchrun: one process
+    global_batch = meta.get("global_batch_size") or per_process
     details = {
         "path": str(checkpoint.path),
         "model_config": checkpoint.model_config,
@@ -122,6 +127,8 @@ def info(args: argparse.Namespace) -> int:
         "resumable": checkpoint.train_state is not None,
         "device": meta.get("device"),
         "precision": meta.get("precision"),
+        "world_size": world_size,
+        "global_batch_size": global_batch,
         "train_config": meta.get("train_config"),
     }
     if args.json:
@@ -135,12 +142,23 @@ def info(args: argparse.Namespace) -> int:
         "progress": f"step {details['step']}, epoch {details['epoch']}, "
         f"{details['tokens_seen'] or 0:,} tokens seen",
         "best val loss": "n/a" if best is None else f"{best:.4f} nats/token",
-        "trained on": f"{details['device'] or 'n/a'}, {details['precision'] or 'n/a'}",
+        "trained on": f"{details['device'] or 'n/a'}, {details['precision'] or 'n/a'}, "
+        f"{world_size} process{'es' if world_size > 1 else ''}",
+        "global batch": _global_batch_text(global_batch, world_size, per_process),
         "resumable": "yes" if details["resumable"] else "no (weights only)",
     }
     for label, text in lines.items():
         print(f"{label:<15} {text}")
     return 0
+
+
+def _global_batch_text(global_batch: int | None, world_size: int, per_process: int | None) -> str:
+    """``8 (2 processes x 4)`` under torchrun, ``4`` for one process."""
+    if global_batch is None:
+        return "n/a"
+    if world_size == 1:
+        return str(global_batch)
+    return f"{global_batch} ({world_size} processes x {per_process} rows)"
 
 
 def plot(args: argparse.Namespace) -> int:

@@ -7,6 +7,12 @@ PyTorch's word_language_model); the Trainer trains on it and `evaluate_split` sc
 with it. `RandomWindowBatcher` serves non-overlapping windows in a seeded random order, each
 once per epoch; the state must then be reset for every batch. Both keep a cursor (epoch, batch)
 made of plain ints so a resumed run continues at the same batch.
+
+Under ``torchrun`` each process builds its batcher with its ``rank`` and the ``world_size``:
+``batch_size`` is then the rows of one process, the layout is that of one batcher of
+``batch_size * world_size`` rows, and rank r serves rows ``r*B ... (r+1)*B - 1`` of it. So
+2 processes of batch B read exactly what one process of batch 2B reads, and every stream stays
+with one process (its carried state stays correct).
 """
 
 from __future__ import annotations
@@ -22,11 +28,17 @@ from textgen.validation import InvalidTypeError, InvalidValueError, check_bool, 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def _too_short(num_tokens: int, batch_size: int, seq_len: int) -> InvalidValueError:
+def _too_short(
+    num_tokens: int, batch_size: int, seq_len: int, world_size: int = 1
+) -> InvalidValueError:
+    rows = batch_size * world_size
+    size = f"batch_size={batch_size}"
+    if world_size > 1:
+        size = f"batch_size={rows} ({world_size} processes x {batch_size})"
     return InvalidValueError(
         ("ids", "batch_size", "seq_len"),
-        f"the ids hold {num_tokens} tokens, but one batch of batch_size={batch_size} x "
-        f"seq_len={seq_len} needs at least {batch_size * seq_len + 1} "
+        f"the ids hold {num_tokens} tokens, but one batch of {size} x "
+        f"seq_len={seq_len} needs at least {rows * seq_len + 1} "
         f"(batch_size * seq_len + 1 for the shifted targets); lower batch_size or seq_len, "
         f"or use more text",
     )
@@ -58,6 +70,10 @@ def clamp_batch_size(num_tokens: int, batch_size: int, seq_len: int) -> int:
     return min(batch_size, fitting)
 
 
+#: Cursor keys added after the first release, and the value a cursor saved without them means.
+_SAVED_BEFORE = {"world_size": 1}
+
+
 class _CursorBatcher(ABC):
     """Shared checks, cursor and iteration; subclasses choose the windows of each batch."""
 
@@ -67,10 +83,17 @@ class _CursorBatcher(ABC):
         batch_size: int,
         seq_len: int,
         device: torch.device | str | None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.ids = _check_ids(ids)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.seq_len = check_int("seq_len", seq_len, minimum=1)
+        self.world_size = check_int("world_size", world_size, minimum=1)
+        self.rank = check_int("rank", rank, minimum=0, maximum=self.world_size - 1)
+        #: rows of one batch over all processes; this process serves rows ``_rows`` of them
+        self.global_batch_size = self.batch_size * self.world_size
+        self._rows = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         self.num_tokens = len(ids)
         if self.num_tokens == 0:
             raise InvalidValueError("ids", "the ids are empty: the corpus has no tokens")
@@ -81,8 +104,8 @@ class _CursorBatcher(ABC):
 
     def _check_length(self) -> None:
         """Raise when the ids cannot fill one batch (subclasses may need fewer tokens)."""
-        if self.num_tokens < self.batch_size * self.seq_len + 1:
-            raise _too_short(self.num_tokens, self.batch_size, self.seq_len)
+        if self.num_tokens < self.global_batch_size * self.seq_len + 1:
+            raise _too_short(self.num_tokens, self.batch_size, self.seq_len, self.world_size)
 
     @property
     @abstractmethod
@@ -137,6 +160,7 @@ class _CursorBatcher(ABC):
             "num_tokens": self.num_tokens,
             "batch_size": self.batch_size,
             "seq_len": self.seq_len,
+            "world_size": self.world_size,
         }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
@@ -146,11 +170,11 @@ class _CursorBatcher(ABC):
             ValueError: a key is missing, or the sizes differ from this batcher's.
         """
         expected = self.state_dict()
-        missing = sorted(set(expected) - set(state))
+        missing = sorted(set(expected) - set(state) - set(_SAVED_BEFORE))
         if missing:
             raise ValueError(f"batcher state lacks {', '.join(missing)}")
         for key in expected.keys() - {"epoch", "batch"}:
-            if int(state[key]) != expected[key]:
+            if int(state.get(key, _SAVED_BEFORE.get(key, -1))) != expected[key]:
                 raise ValueError(
                     f"batcher state was saved with {key}={state[key]}, but this batcher has "
                     f"{key}={expected[key]}"
@@ -187,11 +211,15 @@ class StreamBatcher(_CursorBatcher):
         keep_partial_window: also serve the last, narrower batch ``(B, L - k*T)``. The cursor in
             `state_dict` does not record this choice: batch k is the same window either way.
         device: where batches go (None: CPU tensors).
+        rank: this process's share of the streams under ``torchrun`` (see the module's notes).
+        world_size: processes sharing the streams; the text is cut into
+            ``batch_size * world_size`` streams and this process reads streams
+            ``rank*B ... (rank+1)*B - 1``.
 
     Raises:
         TypeError: ``ids`` is not a 1-D integer array, or a size is not an int.
-        ValueError: ``batch_size``/``seq_len`` < 1, or fewer than ``B*T + 1`` tokens
-            (``B + 1`` with ``keep_partial_window``).
+        ValueError: ``batch_size``/``seq_len`` < 1, ``rank`` outside ``[0, world_size)``, or
+            fewer than ``B*W*T + 1`` tokens (``B*W + 1`` with ``keep_partial_window``).
 
     Example:
         >>> batcher = StreamBatcher(np.arange(100, dtype=np.uint8), batch_size=2, seq_len=4)
@@ -208,10 +236,12 @@ class StreamBatcher(_CursorBatcher):
         *,
         keep_partial_window: bool = False,
         device: torch.device | str | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.keep_partial_window = check_bool("keep_partial_window", keep_partial_window)
-        super().__init__(ids, batch_size, seq_len, device)
-        self.stream_len = (self.num_tokens - 1) // self.batch_size
+        super().__init__(ids, batch_size, seq_len, device, rank, world_size)
+        self.stream_len = (self.num_tokens - 1) // self.global_batch_size
 
     @classmethod
     def for_evaluation(
@@ -259,10 +289,10 @@ class StreamBatcher(_CursorBatcher):
     def _check_length(self) -> None:
         if not self.keep_partial_window:
             super()._check_length()
-        elif self.num_tokens < self.batch_size + 1:
+        elif self.num_tokens < self.global_batch_size + 1:
             raise InvalidValueError(
                 "ids",
-                f"the ids hold {self.num_tokens} tokens, but {self.batch_size} streams need at "
+                f"the ids hold {self.num_tokens} tokens, but {self.global_batch_size} streams need at "
                 f"least {self.batch_size + 1} (one token each plus the shifted target); lower "
                 f"batch_size or use more text",
             )
@@ -276,8 +306,8 @@ class StreamBatcher(_CursorBatcher):
     def _windows(self, epoch: int, index: int) -> np.ndarray:
         offset = index * self.seq_len
         width = min(self.seq_len, self.stream_len - offset)  # < seq_len: the partial window
-        starts = range(offset, self.batch_size * self.stream_len, self.stream_len)
-        return np.stack([self.ids[s : s + width + 1] for s in starts])
+        starts = range(offset, self.global_batch_size * self.stream_len, self.stream_len)
+        return np.stack([self.ids[s : s + width + 1] for s in starts[self._rows]])
 
 
 class RandomWindowBatcher(_CursorBatcher):
@@ -286,7 +316,10 @@ class RandomWindowBatcher(_CursorBatcher):
     Window w covers tokens ``[w*T, w*T + T]``; epoch e visits the windows in the order of a
     permutation seeded by ``(seed, e)``, so a restored cursor reproduces the same batches. The
     last batch of an epoch has fewer rows when the windows do not divide evenly (unless
-    ``drop_last``): size the state from ``x.size(0)``. Reset the state for every batch.
+    ``drop_last``): size the state from ``x.size(0)``. Reset the state for every batch. Under
+    ``torchrun`` the permutation is shared: batch k of the run is rows ``k*B*W ...`` of it, and
+    rank r serves rows ``r*B ... (r+1)*B - 1`` of that batch (``drop_last`` is then required,
+    so that no process is left with a short or empty batch).
 
     Args:
         ids: 1-D integer array.
@@ -295,9 +328,12 @@ class RandomWindowBatcher(_CursorBatcher):
         seed: shuffling seed.
         drop_last: skip the incomplete last batch of each epoch.
         device: where batches go (None: CPU tensors).
+        rank: this process's share of each batch under ``torchrun``.
+        world_size: processes sharing each batch of ``batch_size * world_size`` windows.
 
     Raises:
-        ValueError: ``batch_size``/``seq_len`` < 1, or fewer than ``B*T + 1`` tokens.
+        ValueError: ``batch_size``/``seq_len`` < 1, ``rank`` outside ``[0, world_size)``,
+            ``world_size > 1`` without ``drop_last``, or fewer than ``B*W*T + 1`` tokens.
     """
 
     def __init__(
@@ -309,18 +345,26 @@ class RandomWindowBatcher(_CursorBatcher):
         seed: int,
         drop_last: bool = False,
         device: torch.device | str | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
-        super().__init__(ids, batch_size, seq_len, device)
+        super().__init__(ids, batch_size, seq_len, device, rank, world_size)
         self.seed = check_int("seed", seed, minimum=0)
         self.drop_last = check_bool("drop_last", drop_last)
+        if self.world_size > 1 and not self.drop_last:
+            raise InvalidValueError(
+                "drop_last",
+                "several processes (world_size > 1) need drop_last=True: a short last batch "
+                "would leave some processes fewer rows than others, or none",
+            )
         self.num_windows = (self.num_tokens - 1) // self.seq_len
         self._order: tuple[int, np.ndarray] | None = None
 
     @property
     def batches_per_epoch(self) -> int:
         if self.drop_last:
-            return self.num_windows // self.batch_size
-        return -(-self.num_windows // self.batch_size)
+            return self.num_windows // self.global_batch_size
+        return -(-self.num_windows // self.global_batch_size)
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if self._order is None or self._order[0] != epoch:
@@ -329,7 +373,8 @@ class RandomWindowBatcher(_CursorBatcher):
         return self._order[1]
 
     def _windows(self, epoch: int, index: int) -> np.ndarray:
-        rows = self._permutation(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        size = self.global_batch_size
+        rows = self._permutation(epoch)[index * size : (index + 1) * size][self._rows]
         span = self.seq_len + 1
         return np.stack([self.ids[w * self.seq_len : w * self.seq_len + span] for w in rows])
 

@@ -60,6 +60,8 @@ class Corpus:
         val: validation split, or None when ``val_fraction=0`` and no ``val_sources``.
         cache_path: folder holding the cached arrays and ``meta.json``.
         from_cache: True when this run reused the cache instead of encoding.
+        documents: ``"none"``, or how the text was cut into documents (``"lines"``,
+            ``"files"``) with the end-of-text token after each.
     """
 
     tokenizer: Tokenizer
@@ -67,6 +69,7 @@ class Corpus:
     val: TokenSplit | None
     cache_path: Path
     from_cache: bool
+    documents: str = "none"
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,14 @@ class SplitText:
     """The text of one split, to be encoded into the cache.
 
     Attributes:
-        chunks: the text in pieces cut at safe token boundaries (`sources.text_chunks`).
+        chunks: the text in pieces cut at safe token boundaries (`sources.text_chunks`);
+            a None stands for the end of a document: the tokenizer's end-of-text id is written
+            there (and counted as one character, as the newline it usually replaces).
         num_bytes: UTF-8 bytes of that text.
         label: names the text in error messages (``"val split"``, or the file names).
     """
 
-    chunks: Iterator[str]
+    chunks: Iterator[str | None]
     num_bytes: int
     label: str
 
@@ -141,6 +146,7 @@ def write_entry(
     *,
     sources: list[str],
     val_sources: list[str] | None,
+    documents: str = "none",
 ) -> None:
     """Encode the ``"train"`` and ``"val"`` splits with a fitted tokenizer into ``folder``.
 
@@ -155,6 +161,7 @@ def write_entry(
         "tokenizer": tokenizer.to_dict(),
         "sources": sources,
         "val_sources": val_sources,
+        "documents": documents,
     }
     for name in ("train", "val"):
         text = splits.get(name)
@@ -183,12 +190,21 @@ def _smallest_dtype(vocab_size: int) -> np.dtype:
 
 
 def _encode_split(
-    tokenizer: Tokenizer, chunks: Iterator[str], path: Path, dtype: np.dtype, name: str
+    tokenizer: Tokenizer, chunks: Iterator[str | None], path: Path, dtype: np.dtype, name: str
 ) -> tuple[int, int]:
-    """Append the ids of each chunk to ``path``; returns (num_tokens, num_chars)."""
+    """Append the ids of each chunk (end-of-text for a None) to ``path``; returns
+    (num_tokens, num_chars)."""
     num_tokens = num_chars = 0
+    eos = None
     with path.open("wb") as handle:
         for chunk in chunks:
+            if chunk is None:
+                if eos is None:
+                    eos = _eos_array(tokenizer, dtype)
+                eos.tofile(handle)
+                num_tokens += 1
+                num_chars += 1
+                continue
             try:
                 ids = tokenizer.encode_array(chunk)
             except UnknownTokenError as error:
@@ -202,6 +218,15 @@ def _encode_split(
             num_tokens += len(ids)
             num_chars += len(chunk)
     return num_tokens, num_chars
+
+
+def _eos_array(tokenizer: Tokenizer, dtype: np.dtype) -> np.ndarray:
+    if tokenizer.eos_id is None:
+        raise ValueError(
+            f"the {tokenizer.kind} tokenizer has no end-of-text token to put between documents; "
+            "use documents='none' (a bpe tokenizer needs '<|endoftext|>' among its special tokens)"
+        )
+    return np.array([tokenizer.eos_id], dtype=dtype)
 
 
 def _load_entry(entry: Path, *, from_cache: bool) -> Corpus | None:
@@ -220,7 +245,7 @@ def _load_entry(entry: Path, *, from_cache: bool) -> Corpus | None:
         logger.warning("ignoring damaged cache entry %s: %s", entry, error)
         shutil.rmtree(entry, ignore_errors=True)
         return None
-    return Corpus(tokenizer, train, val, entry, from_cache)
+    return Corpus(tokenizer, train, val, entry, from_cache, str(meta.get("documents", "none")))
 
 
 def _load_split(path: Path, info: dict[str, Any]) -> TokenSplit:

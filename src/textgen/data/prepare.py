@@ -8,6 +8,12 @@ parts encoded into the token cache
 (`textgen.data.cache`), so the next run with the same text and tokenizer just opens them.
 `DataConfig` holds those settings with their defaults and help texts, once: the command line
 builds its data flags from its fields, and ``DataConfig(...).prepare()`` runs them.
+
+Documents mode (``documents="lines"`` or ``"files"``) is for lists of short items: each line
+(or file) is one document, and the tokenizer's end-of-text id follows each one in the stream
+(lines mode: in place of the newline; blank lines are dropped). Training windows still run
+across documents and the hidden state is carried on, so the model learns what ends an item and
+how a new one begins; generation stops at end-of-text.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from textgen.data.sources import (
     ENCODING_ERRORS,
     SourceLike,
     SourceStream,
+    read_files,
     read_text,
     resolve_sources,
     scan,
@@ -37,7 +44,7 @@ from textgen.data.sources import (
     text_chunks,
 )
 from textgen.options import option
-from textgen.tokenizers import Tokenizer, build_tokenizer
+from textgen.tokenizers import CharTokenizer, Tokenizer, build_tokenizer
 from textgen.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -49,6 +56,7 @@ from textgen.validation import (
 )
 
 TOKENIZERS = ("char", "word", "bpe")
+DOCUMENTS = ("none", "lines", "files")
 UNKNOWN_POLICIES = ("error", "unk")
 _MIN_BPE_VOCAB = 256 + 1  # every byte, plus the end-of-text token
 # Tokenizer options of DataConfig -> the tokenizers they apply to, under their own names there.
@@ -83,6 +91,8 @@ class DataConfig:
             or ``"replace"`` (bad bytes become U+FFFD).
         cache_dir: cache folder; None: `default_cache_dir`.
         pattern: file name pattern searched in folders (``pattern + ".gz"`` matches too).
+        documents: ``"none"`` (one running text), ``"lines"`` or ``"files"`` (each line or
+            file is one document, followed by the end-of-text token).
 
     Raises:
         TypeError: a field has the wrong type (the message names it).
@@ -132,6 +142,11 @@ class DataConfig:
         None, "where encoded token ids are cached (default: $TEXTGEN_CACHE or ~/.cache/textgen)"
     )
     pattern: str = option("*.txt", "file name pattern searched for in folders")
+    documents: str = option(
+        "none",
+        "each line (or file) is one document, ended by an end-of-text token where samples stop",
+        choices=DOCUMENTS,
+    )
 
     def __post_init__(self) -> None:
         sources = check_strings("sources", self.sources)
@@ -167,6 +182,7 @@ class DataConfig:
         if self.cache_dir is not None:
             check_str("cache_dir", self.cache_dir)
         check_str("pattern", self.pattern)
+        check_choice("documents", self.documents, DOCUMENTS)
 
     def build_tokenizer(self) -> Tokenizer:
         """A new, unfitted tokenizer of kind ``tokenizer`` with the options set here.
@@ -181,6 +197,14 @@ class DataConfig:
             if getattr(self, name) is not None
         }
         return build_tokenizer(self.tokenizer, **options)
+
+    def text_chunks(self) -> Iterator[str]:
+        """The text of ``sources`` and ``val_files``, in chunks: what a fitted tokenizer will
+        have to encode (fine-tuning looks in it for symbols the vocabulary lacks)."""
+        for sources in (self.sources, self.val_files or ()):
+            if sources:
+                stream = scan(resolve_sources(sources, self.pattern), self.encoding_errors)
+                yield from _chunks(stream, 0, stream.num_bytes, self.encoding_errors)
 
     def prepare(self, tokenizer: Tokenizer | None = None) -> Corpus:
         """Read, split, tokenize and cache the text: `prepare_corpus` with these settings.
@@ -203,6 +227,7 @@ class DataConfig:
             cache_dir=self.cache_dir,
             errors=self.encoding_errors,
             pattern=self.pattern,
+            documents=self.documents,
         )
 
 
@@ -217,6 +242,7 @@ def prepare_corpus(
     cache_dir: str | Path | None = None,
     errors: str = DataConfig.encoding_errors,
     pattern: str = DataConfig.pattern,
+    documents: str = DataConfig.documents,
 ) -> Corpus:
     """Read, split, tokenize and cache a corpus; a second call with the same input is a lookup.
 
@@ -234,6 +260,9 @@ def prepare_corpus(
         errors: ``"strict"`` rejects invalid UTF-8 naming the file and byte offset;
             ``"replace"`` replaces bad bytes with U+FFFD.
         pattern: file name pattern searched in folders.
+        documents: ``"none"``; ``"lines"``: each non-blank line is one document, its newline
+            replaced by the end-of-text token; ``"files"``: each file is one document (a final
+            newline dropped), followed by the end-of-text token.
 
     Returns:
         The `Corpus`; use ``corpus.tokenizer`` (on a cache hit it is rebuilt from the cache).
@@ -241,7 +270,8 @@ def prepare_corpus(
     Raises:
         FileNotFoundError: a source does not exist.
         TypeError: an argument of the wrong type.
-        ValueError: empty corpus, invalid UTF-8, an empty split, or a bad argument.
+        ValueError: empty corpus, invalid UTF-8, an empty split, a bad argument, or documents
+            mode with a tokenizer that has no end-of-text token.
         UnknownTokenError: validation text holds a symbol the training text lacks and the
             tokenizer maps no unknowns (never for the character tokenizer, whose alphabet comes
             from all of the text).
@@ -249,12 +279,13 @@ def prepare_corpus(
     Example:
         >>> corpus = prepare_corpus("shakespeare", cache_dir=tmp)  # doctest: +SKIP
         >>> corpus.train.ids.dtype, corpus.tokenizer.vocab_size  # doctest: +SKIP
-        (dtype('uint8'), 76)
+        (dtype('uint8'), 77)
     """
     val_fraction = check_float(
         "val_fraction", val_fraction, minimum=0, maximum=1, max_inclusive=False
     )
     check_choice("errors", errors, ENCODING_ERRORS)
+    check_choice("documents", documents, DOCUMENTS)
     if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
         raise InvalidTypeError(
             "tokenizer", f"tokenizer must be a Tokenizer or None, got {type(tokenizer).__name__}"
@@ -278,12 +309,13 @@ def prepare_corpus(
             "errors": errors,
             "tokenizer": tokenizer.to_dict(),
             "fit": not tokenizer.is_fitted,
+            "documents": documents,
         }
     )
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     def build(folder: Path) -> None:
-        _build_entry(folder, tokenizer, train_stream, val_stream, val_fraction, errors)
+        _build_entry(folder, tokenizer, train_stream, val_stream, val_fraction, errors, documents)
 
     return load_or_build(root, key, build)
 
@@ -295,6 +327,7 @@ def _build_entry(
     val_stream: SourceStream | None,
     val_fraction: float,
     errors: str,
+    documents: str,
 ) -> None:
     """Split, fit the tokenizer (if needed) on the training part, and encode into ``folder``.
 
@@ -320,14 +353,23 @@ def _build_entry(
             # Only the alphabet comes from the validation text (see Tokenizer.fits_alphabet_only):
             # a character seen only there must not stop the run.
             fit_on.append(val_range)
-        tokenizer.fit(chain.from_iterable(_chunks(*part, errors) for part in fit_on))
+        # Fit on what will be encoded: in lines mode a char tokenizer never sees a newline, so
+        # no sample can hold one. Word and BPE join a token across chunks, so a newline keeps
+        # the last word of one document apart from the first of the next.
+        text = chain.from_iterable(
+            _split_text(part, errors, "", documents).chunks for part in fit_on
+        )
+        apart = "" if isinstance(tokenizer, CharTokenizer) else "\n"
+        tokenizer.fit(apart if chunk is None else chunk for chunk in text)
         if not tokenizer.is_fitted:
             raise ValueError("the tokenizer learned no vocabulary from the training text")
     # With no validation part the "train split" is simply the text (e.g. `textgen evaluate`)
     train_label = "train split" if val_range is not None else ", ".join(train_stream.names)
     splits = {
-        "train": _split_text(train_range, errors, train_label),
-        "val": None if val_range is None else _split_text(val_range, errors, "val split"),
+        "train": _split_text(train_range, errors, train_label, documents),
+        "val": None
+        if val_range is None
+        else _split_text(val_range, errors, "val split", documents),
     }
     write_entry(
         folder,
@@ -335,16 +377,59 @@ def _build_entry(
         splits,
         sources=train_stream.names,
         val_sources=None if val_stream is None else val_stream.names,
+        documents=documents,
     )
 
 
-def _split_text(byte_range: tuple[SourceStream, int, int], errors: str, label: str) -> SplitText:
+def _split_text(
+    byte_range: tuple[SourceStream, int, int], errors: str, label: str, documents: str
+) -> SplitText:
     stream, start, end = byte_range
-    return SplitText(_chunks(stream, start, end, errors), end - start, label)
+    chunks: Iterator[str | None]
+    if documents == "lines":
+        chunks = _line_documents(read_text(stream, start, end, errors))
+    elif documents == "files":
+        chunks = _file_documents(stream, start, end, errors)
+    else:
+        chunks = _chunks(stream, start, end, errors)
+    return SplitText(chunks, end - start, label)
+
+
+def _line_documents(pieces: Iterator[str]) -> Iterator[str | None]:
+    """Each non-blank line (without its newline) then None, the end-of-text marker."""
+    carry = ""
+    for piece in pieces:
+        lines = (carry + piece).split("\n")
+        carry = lines.pop()  # may continue in the next piece
+        for line in lines:
+            if line.strip():
+                yield line.removesuffix("\r")
+                yield None
+    if carry.strip():
+        yield carry.removesuffix("\r")
+        yield None
+
+
+def _file_documents(
+    stream: SourceStream, start: int, end: int, errors: str
+) -> Iterator[str | None]:
+    """Each file's text in chunks (a final newline dropped), then None where the file ends."""
+    for blocks, complete in read_files(stream, start, end, errors):
+        pending = ""
+        for chunk in text_chunks(blocks):
+            if pending:
+                yield pending
+            pending = chunk
+        if complete:
+            pending = pending.removesuffix("\n").removesuffix("\r")
+        if pending:
+            yield pending
+        if complete:
+            yield None
 
 
 def _chunks(stream: SourceStream, start: int, end: int, errors: str) -> Iterator[str]:
     return text_chunks(read_text(stream, start, end, errors))
 
 
-__all__ = ["TOKENIZERS", "DataConfig", "prepare_corpus"]
+__all__ = ["DOCUMENTS", "TOKENIZERS", "DataConfig", "prepare_corpus"]

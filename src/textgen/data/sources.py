@@ -238,6 +238,22 @@ def read_text(stream: SourceStream, start: int, end: int, errors: str) -> Iterat
         yield from _decode(segment, _iter_raw(segment, lo, hi), lo, errors)
 
 
+def read_files(
+    stream: SourceStream, start: int, end: int, errors: str
+) -> Iterator[tuple[Iterator[str], bool]]:
+    """Per file overlapping bytes ``[start, end)``: its text there, in blocks, and whether the
+    range holds the file's end. Separators between files are skipped (documents mode: each
+    file is one document, however it ends)."""
+    offset = 0
+    for segment, size in zip(stream.segments, stream.sizes, strict=True):
+        lo, hi = max(start, offset), min(end, offset + size)
+        if lo < hi and segment.path is not None:
+            local = lo - offset, hi - offset
+            blocks = _decode(segment, _iter_raw(segment, *local), local[0], errors)
+            yield blocks, local[1] == size
+        offset += size
+
+
 def split_point(stream: SourceStream, val_fraction: float) -> int:
     """Byte offset where validation starts: ``(1 - val_fraction)`` of the stream, moved just past
     the next newline when one is near, else to the next character boundary."""

@@ -7,6 +7,7 @@ and `build_tokenizer` know every kind without importing anything lazily.
 """
 
 from textgen.tokenizers.base import (
+    END_OF_TEXT,
     TOKENIZER_FORMAT_VERSION,
     UNK_TOKEN,
     Tokenizer,
@@ -15,7 +16,7 @@ from textgen.tokenizers.base import (
     register_tokenizer,
     tokenizer_from_dict,
 )
-from textgen.tokenizers.bpe import END_OF_TEXT, PRETOKEN_PATTERN, BPETokenizer
+from textgen.tokenizers.bpe import PRETOKEN_PATTERN, BPETokenizer
 from textgen.tokenizers.char import CharTokenizer
 from textgen.tokenizers.word import WordTokenizer
 

@@ -20,8 +20,13 @@ import numpy as np
 from textgen.atomic import atomic_write_text
 from textgen.validation import check_choice
 
-TOKENIZER_FORMAT_VERSION = 1
+#: Version 2 gave the char and word tokenizers an end-of-text token and let a fine-tuned
+#: vocabulary grow at its end (`Tokenizer.extend`); version 1 files are still read.
+TOKENIZER_FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 UNK_TOKEN = "<unk>"
+#: The end-of-text token: between documents in the training stream, where generation stops.
+END_OF_TEXT = "<|endoftext|>"
 
 
 class UnknownTokenError(ValueError):
@@ -99,6 +104,29 @@ class Tokenizer(ABC):
         """Id of the unknown token, or None when the vocabulary has none."""
         return None
 
+    def new_symbols(self, texts: Iterable[str]) -> list[str]:
+        """Symbols of ``texts`` (chunks) that this tokenizer lacks, for `extend`.
+
+        The default (a tokenizer with nothing unknown, such as byte-level BPE) finds none.
+        """
+        return []
+
+    def extend(self, symbols: Iterable[str]) -> list[str]:
+        """Add ``symbols`` to the end of the vocabulary (fine-tuning on text with new symbols);
+        ids of existing tokens never change. Returns the symbols actually added.
+
+        Raises:
+            ValueError: this kind of tokenizer cannot grow (byte-level BPE: nothing is unknown),
+                or a symbol is not a token this tokenizer could produce.
+        """
+        symbols = list(symbols)
+        if symbols:
+            raise ValueError(
+                f"the {self.kind} tokenizer cannot be extended with {symbols[:5]!r}; it keeps "
+                "its vocabulary when fine-tuned"
+            )
+        return []
+
     @abstractmethod
     def _config(self) -> dict[str, Any]:
         """The tokenizer's own fields for JSON (everything but ``type`` and ``format_version``)."""
@@ -170,10 +198,10 @@ def tokenizer_from_dict(data: Any) -> Tokenizer:
             f"unknown tokenizer type {kind!r}; expected one of {', '.join(sorted(_REGISTRY))}"
         )
     version = data.get("format_version")
-    if version != TOKENIZER_FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise ValueError(
             f"unsupported tokenizer format_version {version!r}; this textgen reads "
-            f"version {TOKENIZER_FORMAT_VERSION}"
+            f"versions {', '.join(map(str, _READABLE_VERSIONS))}"
         )
     config = {k: v for k, v in data.items() if k not in ("type", "format_version")}
     return _REGISTRY[kind]._from_config(config)
@@ -228,9 +256,40 @@ def _vocab_field(config: dict[str, Any]) -> list[str]:
 
 
 class _TokenListTokenizer(Tokenizer):
-    """A tokenizer whose id ``i`` stands for the string ``self._tokens[i]`` (char and word)."""
+    """A tokenizer whose id ``i`` stands for the string ``self._tokens[i]`` (char and word).
+
+    A fitted vocabulary ends with `END_OF_TEXT`; tokens added by `extend` come after it, so the
+    ids a model was trained with never move.
+    """
 
     _tokens: list[str]
+    _index: dict[str, int]
+
+    @property
+    def eos_id(self) -> int | None:
+        """Id of `END_OF_TEXT`; None for a vocabulary saved before it existed (format 1)."""
+        return self._index.get(END_OF_TEXT)
+
+    def extend(self, symbols: Iterable[str]) -> list[str]:
+        """Append the symbols not yet in the vocabulary; returns those added, in order.
+
+        Raises:
+            ValueError: a symbol is not a token of this tokenizer (see `_check_symbol`).
+        """
+        added: list[str] = []
+        for symbol in symbols:
+            if symbol not in self._index and symbol not in added:
+                self._check_symbol(symbol)
+                added.append(symbol)
+        if added:
+            self._set_vocab([*self._tokens, *added])
+        return added
+
+    def _check_symbol(self, symbol: str) -> None:
+        """Raise ValueError when ``symbol`` cannot be one of this tokenizer's tokens."""
+
+    def _set_vocab(self, tokens: list[str]) -> None:
+        raise NotImplementedError
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``; the ``<unk>`` id decodes to ``"<unk>"``.

@@ -18,14 +18,11 @@ from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import Any
 
-from textgen.tokenizers.base import Tokenizer, register_tokenizer
+from textgen.tokenizers.base import END_OF_TEXT, Tokenizer, register_tokenizer
 
 #: GPT-2's pre-tokenization pattern rewritten for Python's ``re`` (which lacks ``\p{L}``):
 #: ``[^\W\d_]`` stands for letters, ``\d`` for digits, ``[^\s\w]|_`` for other symbols.
 PRETOKEN_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
-
-#: The special token that `BPETokenizer.eos_id` reports when it is declared.
-END_OF_TEXT = "<|endoftext|>"
 
 _NUM_BYTES = 256
 _CACHE_LIMIT = 1 << 18  # pre-tokens remembered by encode before the cache starts afresh

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from textgen.tokenizers.base import (
+    END_OF_TEXT,
     UNK_TOKEN,
     UnknownTokenError,
     _check_unknown,
@@ -31,11 +32,14 @@ class WordTokenizer(_TokenListTokenizer):
 
     Token classes: runs of word characters (``\\w+``), runs of spaces/tabs, runs of newlines,
     and single punctuation characters. The vocabulary always holds ``"<unk>"`` at id 0, then
-    the kept tokens by decreasing count (ties by token text, so the order is deterministic).
+    the kept tokens by decreasing count (ties by token text, so the order is deterministic),
+    then `END_OF_TEXT` (placed between documents by the data pipeline, never produced by
+    `encode`); tokens added later by `extend` follow, so existing ids never move.
 
     Args:
         min_freq: keep tokens seen at least this often in the training text.
-        max_size: at most this many ids in all, ``"<unk>"`` included (None: no limit).
+        max_size: at most this many ids in all, ``"<unk>"`` and end-of-text included
+            (None: no limit).
         unknown: ``"unk"`` (default) maps out-of-vocabulary tokens to ``"<unk>"``;
             ``"error"`` raises `UnknownTokenError` naming the token and its character position.
 
@@ -55,9 +59,9 @@ class WordTokenizer(_TokenListTokenizer):
         if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
             raise ValueError(f"min_freq must be an integer >= 1, got {min_freq!r}")
         if max_size is not None and (
-            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 2
+            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 3
         ):
-            raise ValueError(f"max_size must be None or an integer >= 2, got {max_size!r}")
+            raise ValueError(f"max_size must be None or an integer >= 3, got {max_size!r}")
         _check_unknown(unknown)
         self.min_freq = min_freq
         self.max_size = max_size
@@ -84,9 +88,19 @@ class WordTokenizer(_TokenListTokenizer):
             key=lambda token: (-counts[token], token),
         )
         if self.max_size is not None:
-            kept = kept[: self.max_size - 1]
-        self._set_vocab([UNK_TOKEN, *kept])
+            kept = kept[: self.max_size - 2]
+        self._set_vocab([UNK_TOKEN, *kept, END_OF_TEXT])
         return self
+
+    def new_symbols(self, texts: Iterable[str]) -> list[str]:
+        """Tokens of ``texts`` kept under this tokenizer's ``min_freq`` that the vocabulary
+        lacks, most frequent first."""
+        scratch = WordTokenizer(min_freq=self.min_freq).fit(texts)
+        return [t for t in scratch._tokens if t not in self._index]
+
+    def _check_symbol(self, symbol: str) -> None:
+        if symbol != END_OF_TEXT and _WORD_PATTERN.fullmatch(symbol) is None:
+            raise ValueError(f"cannot add {symbol!r} to a word tokenizer: it is not one token")
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``.
@@ -117,7 +131,7 @@ class WordTokenizer(_TokenListTokenizer):
 
     @property
     def is_fitted(self) -> bool:
-        return len(self._tokens) > 1
+        return any(t not in (UNK_TOKEN, END_OF_TEXT) for t in self._tokens)
 
     @property
     def vocab(self) -> list[str]:
