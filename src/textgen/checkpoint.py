@@ -66,7 +66,9 @@ class Checkpoint:
             model = LSTMLanguageModel(ModelConfig(**self.model_config))
             model.load_state_dict(self.model_state)
         except (TypeError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f"{self.path}: cannot rebuild the model: {error}") from None
+            raise CheckpointError(
+                f"{self.path}: cannot rebuild the model: {_mismatch(error)}"
+            ) from None
         model.eval()
         if device is not None:
             model.to(device)
@@ -220,6 +222,16 @@ def _json_loads(text: Any) -> Any:
     if not isinstance(text, str):
         raise ValueError("tokenizer entry is not a JSON string")
     return json.loads(text)
+
+
+def _mismatch(error: BaseException) -> str:
+    """One line of a `load_state_dict` error: its first problem and how many more there are
+    (torch lists every mismatched tensor on a line of its own)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(error).__name__
+    more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+    return f"{lines[1].rstrip('.')}{more}; the weights do not fit the stored model config"
 
 
 def _first_line(error: BaseException) -> str:

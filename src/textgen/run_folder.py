@@ -129,6 +129,10 @@ class RunFolder:
         if not self.main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # A run killed inside an atomic write leaves its temporary file; the lock says no
+        # other process is writing here, so any such file is litter from a dead run.
+        for litter in self.out_dir.glob(".*.tmp"):
+            litter.unlink(missing_ok=True)
         if not fresh and self.metrics_path.exists():
             # Steps logged after last.pt was written will run again: keep them only once.
             lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
