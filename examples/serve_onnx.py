@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+#: textgen's end-of-text token (the last entry of a char vocabulary): a sample ends there.
+END_OF_TEXT = "<|endoftext|>"
+
 
 def load_char_vocab(model_path: Path) -> list[str]:
     """The vocabulary (id -> character) written by `textgen export` beside the model."""
@@ -68,6 +71,8 @@ def generate(
         scores = logits[0, -1].astype(np.float64) / temperature
         probs = np.exp(scores - scores.max())
         next_id = sample(probs / probs.sum(), rng)
+        if vocab[next_id] == END_OF_TEXT:  # the model ended the text, as textgen's Sampler stops
+            break
         pieces.append(vocab[next_id])
         feed = np.array([[next_id]], dtype=np.int64)  # (1, 1): one step, carrying the state
     return "".join(pieces)

@@ -163,6 +163,7 @@ def scenario(rank: int, world_size: int, port: int, root: str) -> None:
             distributed.on_main(_disk_full)
         except Exception as error:
             seen["on_main"] = f"{type(error).__name__}: {error}"
+        dist.barrier()  # neither rank leaves the group while the other still talks to it
     finally:
         (base / "results").mkdir(exist_ok=True)
         (base / "results" / f"rank-{rank}.json").write_text(json.dumps(seen))

@@ -13,13 +13,22 @@ TEXT = "the other one thee there then the theme, the end.\n" * 20
 
 
 def _tempting_model(tokenizer):
-    """Random logits, strongly favouring every token whose text holds 't', 'h' or 'e'."""
+    """Random logits, strongly favouring every token whose text holds 't', 'h' or 'e', and
+    after a token ending in 't' (or 'h'), one starting with 'h' (or 'e'): the model wants
+    "the" (end-of-text aside, so samples run long)."""
     size = tokenizer.vocab_size
     generator = torch.Generator().manual_seed(0)
     table = torch.randn(size, size, generator=generator)
-    for i in range(size):
-        text = tokenizer.decode([i])
+    texts = [tokenizer.decode([i]) if i != tokenizer.eos_id else "" for i in range(size)]
+    for i, text in enumerate(texts):
+        if i == tokenizer.eos_id:  # end-of-text ends a sample: leave it unfavoured
+            continue
         table[:, i] += 4.0 * sum(text.count(ch) for ch in "the")
+        for j, before in enumerate(texts):
+            if (before.endswith("t") and text.startswith("h")) or (
+                before.endswith("h") and text.startswith("e")
+            ):
+                table[j, i] += 4.0
     return TableModel(table)
 
 

@@ -329,3 +329,25 @@ def test_a_time_budget_with_no_step_limit_trains(tmp_path, text_file, cache, cap
     assert "(max_time)" in err
     config = load_checkpoint(out / "last.pt").metadata["train_config"]
     assert (config["max_steps"], config["max_time"]) == (None, 2.0)
+
+
+def test_generate_takes_hugging_face_names_and_says_which_device_auto_chose(tmp_path, capsys):
+    import torch
+
+    from textgen import CharTokenizer, LSTMLanguageModel, ModelConfig, save_checkpoint
+
+    tokenizer = CharTokenizer().fit([TEXT])
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16))
+    path = save_checkpoint(tmp_path / "model.pt", model=model, tokenizer=tokenizer)
+    base = ["generate", path, "--prompt", "Thou", "--max-new-tokens", "12", "--device", "cpu"]
+    code, greedy, _ = run([*base, "--greedy"], capsys)
+    assert code == 0
+    assert run([*base, "--no-do-sample"], capsys)[1] == greedy
+    code, text, _ = run([*base, "--seed", "1", "--num-return-sequences", "2"], capsys)
+    assert code == 0 and text == run([*base, "--seed", "1", "--num-samples", "2"], capsys)[1]
+    assert text.count("=== sample") == 2
+    code, _, err = run([*base, "--do-sample", "--greedy"], capsys)
+    assert code == 1 and "contradicts" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run([*base[:-2], "--device", "auto"], capsys)
+    assert code == 0 and err.startswith("device: ") and "(auto: " in err

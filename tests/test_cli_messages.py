@@ -32,3 +32,14 @@ def test_a_bad_utf8_file_names_the_flag(tmp_path, capsys):
     code = main(["train", str(bad), "--out", str(tmp_path / "run"), "--max-steps", "1"])
     err = capsys.readouterr().err
     assert code == 1 and "--encoding-errors replace" in err and str(bad) in err
+
+
+def test_every_mention_of_an_underscored_name_becomes_its_flag():
+    error = InvalidValueError(
+        ("ids", "batch_size", "seq_len"),
+        "one batch of batch_size=32 x seq_len=128 needs 4097 (batch_size * seq_len + 1); "
+        "lower batch_size or seq_len",
+    )
+    text = flag_message(error)
+    assert "batch_size" not in text and "seq_len" not in text
+    assert "--batch-size 32 x --seq-len 128" in text and "lower --batch-size or --seq-len" in text

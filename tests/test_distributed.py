@@ -147,6 +147,7 @@ def test_only_rank_0_writes_and_logs_each_step_once(two_ranks):
     root, _ = two_ranks  # rank 1 had save_checkpoint replaced by a function that fails
     out = root / "stream-2"
     assert {p.name for p in out.iterdir()} == {
+        ".lock",  # rank 0's: one writer per run folder
         "best.pt",
         "last.pt",
         "metrics.jsonl",

@@ -123,6 +123,7 @@ def test_export_writes_the_tokenizer_and_refuses_bad_input(tmp_path):
         "a",
         "b",
         "c",
+        "<|endoftext|>",
     ]
     with pytest.raises(ValueError, match="format"):
         export_model(make_model(), tmp_path / "m.bin", format="tflite")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -47,13 +49,11 @@ def test_ids_past_the_tokenizer_are_never_drawn():
         model.head.bias[tokenizer.vocab_size :] = 50.0  # the extra ids are the most likely
     sampler = Sampler(model, tokenizer)
     for result in sampler.generate("the", max_new_tokens=30, num_samples=8, seed=0):
-        assert max(result.token_ids) < tokenizer.vocab_size
-    assert (
-        max(sampler.generate("the", greedy=True, max_new_tokens=5)[0].token_ids)
-        < tokenizer.vocab_size
-    )
+        assert all(i < tokenizer.vocab_size for i in result.token_ids)  # may end at once (eos)
+    greedy = sampler.generate("the", greedy=True, max_new_tokens=5)[0].token_ids
+    assert all(i < tokenizer.vocab_size for i in greedy)
     beams = sampler.beam_search("the", num_beams=2, max_new_tokens=5)
-    assert max(beams[0].token_ids) < tokenizer.vocab_size
+    assert all(i < tokenizer.vocab_size for i in beams[0].token_ids)
 
 
 def test_a_model_smaller_than_its_tokenizer_is_refused():
@@ -68,3 +68,14 @@ def test_an_unknown_character_in_a_huge_prompt_is_not_quoted_whole():
     with pytest.raises(UnknownTokenError) as caught:
         sampler.generate("the fox " * 1000 + "Z", max_new_tokens=1)
     assert len(str(caught.value)) < 300 and "'Z' at position 8000" in str(caught.value)
+
+
+def test_a_huge_max_new_tokens_reserves_nothing_up_front(monkeypatch):
+    tokenizer = CharTokenizer().fit([TEXT])
+    sampler = Sampler(_model(tokenizer.vocab_size), tokenizer)
+    expected = sampler.generate("the", max_new_tokens=40, seed=3, return_logprobs=True)[0]
+    monkeypatch.setattr(decoding, "_INITIAL_TOKENS", 4)  # the buffers grow 4 -> 8 -> ...
+    again = sampler.generate("the", max_new_tokens=40, seed=3, return_logprobs=True)[0]
+    assert (again.token_ids, again.logprobs) == (expected.token_ids, expected.logprobs)
+    stream = sampler.stream("the", max_new_tokens=10**9, seed=3)
+    assert "".join(itertools.islice(stream, len(expected.text))) == expected.text

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from textgen.options import describe
-from textgen.train_config import DEFAULT_MAX_STEPS, FIXED_ON_RESUME, TrainConfig, resume_config
+from textgen.train_config import DEFAULT_MAX_TIME, FIXED_ON_RESUME, TrainConfig, resume_config
 
 
 @pytest.mark.parametrize(
@@ -68,17 +68,25 @@ def test_every_field_has_help_and_a_group():
 
 
 def test_run_length_policy():
-    assert TrainConfig().step_limit == DEFAULT_MAX_STEPS
+    default = TrainConfig()  # no limit given: a time budget, the schedule planned over it
+    assert default.step_limit is None and default.time_limit == DEFAULT_MAX_TIME
+    assert default.plans_from_time and default.limit_reached(10**6, 0, 0.0) is None
+    assert default.limit_reached(5, 0, DEFAULT_MAX_TIME) == "max_time"
     assert TrainConfig(max_steps=7).step_limit == 7
+    assert TrainConfig(max_steps=7).time_limit is None  # any limit given replaces the default
+    assert TrainConfig(epochs=1).time_limit is None
+    assert TrainConfig(max_time=60).time_limit == 60
     assert TrainConfig(max_time=60).step_limit is None  # a time budget alone means what it says
     assert TrainConfig(epochs=2).step_limit is None
     assert TrainConfig(epochs=2, max_steps=9).step_limit == 9
     assert TrainConfig(max_steps=0).step_limit is None  # no step limit: Ctrl-C ends the run
+    assert TrainConfig(max_steps=0).time_limit is None
 
 
 def test_auto_schedule_decays_over_a_known_or_time_planned_length():
     assert TrainConfig().resolved_schedule() == "cosine"
-    assert not TrainConfig().plans_from_time
+    assert TrainConfig().plans_from_time  # the default time budget
+    assert not TrainConfig(max_steps=100).plans_from_time
     assert TrainConfig(max_time=60).resolved_schedule() == "cosine"
     assert TrainConfig(max_time=60).plans_from_time  # its length comes from the measured speed
     assert TrainConfig(max_time=60, max_steps=10).plans_from_time  # whichever comes first

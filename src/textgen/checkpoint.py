@@ -24,6 +24,7 @@ import torch
 
 from textgen.atomic import atomic_write
 from textgen.model import LSTMLanguageModel, ModelConfig
+from textgen.pretrained import available_pretrained, is_pretrained_name, pretrained_path
 from textgen.tokenizers import Tokenizer, tokenizer_from_dict
 
 CHECKPOINT_FORMAT = "textgen-checkpoint"
@@ -65,7 +66,9 @@ class Checkpoint:
             model = LSTMLanguageModel(ModelConfig(**self.model_config))
             model.load_state_dict(self.model_state)
         except (TypeError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f"{self.path}: cannot rebuild the model: {error}") from None
+            raise CheckpointError(
+                f"{self.path}: cannot rebuild the model: {_mismatch(error)}"
+            ) from None
         model.eval()
         if device is not None:
             model.to(device)
@@ -83,11 +86,15 @@ def run_checkpoints(run_dir: str | Path) -> list[Path]:
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
-    """A run folder means its ``best.pt`` (or ``last.pt`` when no best exists yet); a file is itself.
+    """A run folder means its ``best.pt`` (or ``last.pt`` when no best exists yet); a file is
+    itself; a name such as ``"shakespeare"`` that is no path here means that bundled pretrained
+    model (`textgen.pretrained`).
 
     Raises:
         CheckpointError: nothing usable exists at ``path``.
     """
+    if isinstance(path, str) and not Path(path).exists() and is_pretrained_name(path):
+        return pretrained_path(path)
     path = Path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -95,7 +102,10 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
                 return path / name
         raise CheckpointError(f"run folder {path} holds no best.pt or last.pt")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(
+            f"checkpoint {path} does not exist (not a file, a run folder or a pretrained model "
+            f"name; bundled: {', '.join(available_pretrained())})"
+        )
     return path
 
 
@@ -147,7 +157,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a checkpoint safely (``weights_only=True``: no code from the file ever runs).
 
     Args:
-        path: a checkpoint file, or a run folder (meaning its ``best.pt``).
+        path: a checkpoint file, a run folder (meaning its ``best.pt``) or the name of a
+            bundled pretrained model such as ``"shakespeare"``.
         map_location: where tensors go; the default CPU works for checkpoints from any device.
 
     Raises:
@@ -211,6 +222,16 @@ def _json_loads(text: Any) -> Any:
     if not isinstance(text, str):
         raise ValueError("tokenizer entry is not a JSON string")
     return json.loads(text)
+
+
+def _mismatch(error: BaseException) -> str:
+    """One line of a `load_state_dict` error: its first problem and how many more there are
+    (torch lists every mismatched tensor on a line of its own)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(error).__name__
+    more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+    return f"{lines[1].rstrip('.')}{more}; the weights do not fit the stored model config"
 
 
 def _first_line(error: BaseException) -> str:

@@ -34,6 +34,7 @@ from textgen.tokenizers import Tokenizer
 # Uniform numbers are drawn per row in blocks: one generator call per row every _BLOCK tokens keeps
 # the per-token loop free of per-row Python work while each row still owns its random stream.
 _BLOCK = 64
+_INITIAL_TOKENS = 4096  # token buffer columns reserved at the start of a run
 
 ModelStep = Callable[[torch.Tensor, State | None], tuple[torch.Tensor, State]]
 
@@ -170,9 +171,10 @@ class DecodingRun:
         want_logprobs: record each drawn token's log-probability under the model.
 
     Attributes:
-        tokens: ``(B, len(history) + max_new_tokens)`` int64; the first ``length`` are filled.
+        tokens: ``(B, N)`` int64, N growing up to ``len(history) + max_new_tokens``; the first
+            ``length`` columns are filled.
         finished: ``(B,)`` bool, rows that drew ``eos_id`` (callers may set more).
-        logprobs: ``(B, max_new_tokens)`` float, or None.
+        logprobs: ``(B, N')`` float (growing like ``tokens``), or None.
     """
 
     def __init__(
@@ -205,13 +207,17 @@ class DecodingRun:
         self.prompt_length = len(history)
         self.length = len(history)
         self.max_new_tokens = max_new_tokens
+        # Grown as needed: max_new_tokens=10**9 must not reserve 8 GB per row up front.
         self.tokens = torch.empty(
-            num_rows, len(history) + max_new_tokens, dtype=torch.long, device=device
-        )
+            num_rows, len(history) + min(max_new_tokens, _INITIAL_TOKENS), dtype=torch.long,
+            device=device,
+        )  # fmt: skip
         self.tokens[:, : len(history)] = torch.tensor(history, dtype=torch.long, device=device)
         self.finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
         self.logprobs = (
-            torch.empty(num_rows, max_new_tokens, device=device) if want_logprobs else None
+            torch.empty(num_rows, min(max_new_tokens, _INITIAL_TOKENS), device=device)
+            if want_logprobs
+            else None
         )
         self.processors = processors
         # Checking for an emptied row syncs with the device; only some processors can empty one.
@@ -253,6 +259,8 @@ class DecodingRun:
                     ]
                 )
             next_ids = sample_from_logits(scores, self._uniforms[:, column : column + 1])
+        if self.length == self.tokens.shape[1]:
+            self._grow()
         if self.logprobs is not None:
             log_probs = self.logits.log_softmax(dim=-1)
             self.logprobs[:, step] = log_probs.gather(1, next_ids[:, None]).squeeze(1)
@@ -263,6 +271,17 @@ class DecodingRun:
         self.length += 1
         self._pending = next_ids
         return next_ids
+
+    def _grow(self) -> None:
+        """Double the token (and log-prob) buffers, up to what ``max_new_tokens`` needs."""
+        wanted = min(2 * self.tokens.shape[1], self.prompt_length + self.max_new_tokens)
+        extra = wanted - self.tokens.shape[1]
+        self.tokens = torch.cat(
+            [self.tokens, self.tokens.new_empty(self.tokens.shape[0], extra)], 1
+        )
+        if self.logprobs is not None:
+            more = self.logprobs.new_empty(self.logprobs.shape[0], extra)
+            self.logprobs = torch.cat([self.logprobs, more], 1)
 
     def run(self, stops: BatchStops) -> None:
         """Step until ``max_new_tokens`` or until every row has finished: drawn the

@@ -38,6 +38,12 @@ def launch_world_size() -> int:
     return _env_int("WORLD_SIZE", 1)
 
 
+def launch_rank() -> int:
+    """This process's rank as ``torchrun`` set it (``RANK``; 0 without torchrun), known before
+    the process group is joined."""
+    return _env_int("RANK", 0)
+
+
 def is_distributed() -> bool:
     """True inside a process group of more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -232,6 +238,7 @@ __all__ = [
     "gather_to_main",
     "is_distributed",
     "is_main",
+    "launch_rank",
     "launch_world_size",
     "main_first",
     "on_main",

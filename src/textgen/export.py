@@ -106,7 +106,7 @@ def export_model(
             raise ImportError(_MISSING_ONNX) from None
     path = Path(path)
     if path.is_dir():
-        raise InvalidValueError("out", f"export path {path} is a folder; give a file name")
+        raise InvalidValueError("path", f"export path {path} is a folder; give a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     step = _StepFunction(copy.deepcopy(model).float().cpu()).eval()
     # Example inputs of batch 2 and time 3: sizes other than 1 keep the tracer from treating

@@ -56,8 +56,8 @@ class ModelConfig:
     """
 
     vocab_size: int
-    embed_dim: int = option(64, "size of a token embedding")
-    hidden_size: int = option(256, "units (state size) of each recurrent layer")
+    embed_dim: int = option(128, "size of a token embedding")
+    hidden_size: int = option(384, "units (state size) of each recurrent layer")
     num_layers: int = option(2, "stacked recurrent layers")
     dropout: float = option(
         0.1, "drop probability on the embedding output, between layers and before the head"

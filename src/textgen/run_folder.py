@@ -4,8 +4,8 @@ A run folder holds ``last.pt`` (resumable), ``best.pt`` (lowest validation loss)
 ``step-N.pt``, ``metrics.jsonl`` (one JSON object per logged step or validation) and
 ``train_config.json``. `RunFolder` is the only writer of those files and the only owner of the
 progress bar, so the rule about who writes what has exactly one place to live: under
-``torchrun`` only rank 0's `RunFolder` (``main=True``) writes files, draws the bar and prints;
-the others' are silent.
+``torchrun`` only rank 0's `RunFolder` (``main=True``) writes files, takes the folder's lock,
+draws the bar and prints; the others' are silent.
 
 Messages go through the ``textgen`` logger. The package installs a `logging.NullHandler`, as a
 library should; while a run is in progress and the application has not configured logging,
@@ -20,7 +20,7 @@ import logging
 import math
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,7 @@ class RunFolder:
         out_dir: the run folder (created when the run starts).
         progress: draw a progress bar and print validation lines.
         main: this process writes the run (rank 0 under ``torchrun``; one process always);
-            False makes every writing and printing method a no-op.
+            False makes every writing and printing method, and the lock, a no-op.
     """
 
     def __init__(self, out_dir: Path, *, progress: bool, main: bool = True) -> None:
@@ -98,8 +98,8 @@ class RunFolder:
         self.show_progress = progress and main
         self.bar: Any = None
         self._console = ExitStack()
-        #: held by `Trainer.fit` for the whole run: one writer per run folder
-        self.lock = RunLock(out_dir)
+        #: held by `Trainer.fit` for the whole run: one writer per run folder (rank 0's)
+        self.lock: AbstractContextManager[Any] = RunLock(out_dir) if main else nullcontext()
 
     @property
     def last_path(self) -> Path:
@@ -129,6 +129,10 @@ class RunFolder:
         if not self.main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # A run killed inside an atomic write leaves its temporary file; the lock says no
+        # other process is writing here, so any such file is litter from a dead run.
+        for litter in self.out_dir.glob(".*.tmp"):
+            litter.unlink(missing_ok=True)
         if not fresh and self.metrics_path.exists():
             # Steps logged after last.pt was written will run again: keep them only once.
             lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)

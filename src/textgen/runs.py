@@ -98,7 +98,8 @@ def plan_run(
         raise InvalidValueError(
             "out_dir", f"out_dir {out} is a file, not a folder; give a folder for the run"
         )
-    RunLock(out).check()  # a folder another run is writing into is refused before any work
+    if distributed.launch_rank() == 0:  # under torchrun, rank 0 alone writes (and locks)
+        RunLock(out).check()  # a folder another run is writing into is refused before any work
     if init_from is not None:
         if resume:
             raise InvalidValueError(

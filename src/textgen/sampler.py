@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from textgen.beam import beam_search as _beam_search
-from textgen.checkpoint import load_checkpoint
+from textgen.checkpoint import Checkpoint, load_checkpoint
 from textgen.decoding import DecodingRun, score_tokens, start_token_id
 from textgen.options import option
 from textgen.processors import (
@@ -88,6 +88,7 @@ __all__ = [
     "apply_processors",
     "build_processors",
     "start_token_id",
+    "with_overrides",
 ]
 
 
@@ -195,6 +196,34 @@ HF_ALIASES = {
     "do_sample": ("greedy", lambda value: not value),
     "num_return_sequences": ("num_samples", lambda value: value),
 }
+
+
+def with_overrides(config: SampleConfig, overrides: dict[str, Any]) -> SampleConfig:
+    """``config`` with ``overrides`` (`SampleConfig` field names, or Hugging Face's
+    ``do_sample`` and ``num_return_sequences``) replacing its values; what `Sampler.generate`
+    does with its keyword arguments, and ``textgen generate`` with its flags.
+
+    Raises:
+        TypeError: an unknown name.
+        InvalidValueError: an alias and its field given with different meanings, or
+            ``do_sample=True`` with beam search (Hugging Face's beam sampling, not implemented).
+    """
+    beam_sampling = overrides.get("do_sample") is True
+    overrides = _hugging_face_aliases(overrides)
+    names = {f.name for f in dataclasses.fields(SampleConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(
+            f"unknown sampling option(s) {', '.join(unknown)}; expected SampleConfig fields"
+        )
+    config = dataclasses.replace(config, **overrides) if overrides else config
+    if beam_sampling and config.num_beams > 1:
+        raise InvalidValueError(
+            "do_sample",
+            "do_sample=True with num_beams > 1 (Hugging Face's beam sampling) is not "
+            "supported; beam search here is deterministic: use do_sample=False",
+        )
+    return config
 
 
 def _hugging_face_aliases(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -305,12 +334,14 @@ class Sampler:
         self.start_id = eos if documents and eos is not None else start_token_id(tokenizer)
 
     @classmethod
-    def from_checkpoint(cls, source: str | Path, device: str | torch.device = "auto") -> Sampler:
+    def from_checkpoint(
+        cls, source: str | Path | Checkpoint, device: str | torch.device = "auto"
+    ) -> Sampler:
         """A sampler for a saved model, in one call.
 
         Args:
-            source: a checkpoint file, a run folder (its ``best.pt``) or the name of a bundled
-                pretrained model such as ``"shakespeare"``.
+            source: a checkpoint file, a run folder (its ``best.pt``), the name of a bundled
+                pretrained model such as ``"shakespeare"``, or a loaded `Checkpoint`.
             device: where to run (``"auto"``: CUDA when available, else CPU).
 
         Raises:
@@ -321,7 +352,7 @@ class Sampler:
             >>> sampler = Sampler.from_checkpoint("shakespeare")                  # doctest: +SKIP
             >>> print(sampler.generate("ROMEO:", max_new_tokens=60, seed=0)[0].text)  # doctest: +SKIP
         """
-        checkpoint = load_checkpoint(source)
+        checkpoint = source if isinstance(source, Checkpoint) else load_checkpoint(source)
         documents = checkpoint.metadata.get("documents", "none") not in (None, "none")
         model = checkpoint.build_model(resolve_device(device))
         return cls(model, checkpoint.tokenizer, documents=documents)
@@ -469,22 +500,7 @@ class Sampler:
         config = SampleConfig() if config is None else config
         if not isinstance(config, SampleConfig):
             raise TypeError(f"config must be a SampleConfig, got {type(config).__name__}")
-        beam_sampling = overrides.get("do_sample") is True
-        overrides = _hugging_face_aliases(overrides)
-        names = {f.name for f in dataclasses.fields(SampleConfig)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise TypeError(
-                f"unknown sampling option(s) {', '.join(unknown)}; expected SampleConfig fields"
-            )
-        config = dataclasses.replace(config, **overrides) if overrides else config
-        if beam_sampling and config.num_beams > 1:
-            raise InvalidValueError(
-                "do_sample",
-                "do_sample=True with num_beams > 1 (Hugging Face's beam sampling) is not "
-                "supported; beam search here is deterministic: use do_sample=False",
-            )
-        return config
+        return with_overrides(config, overrides)
 
     def _prompt(self, prompt: str) -> tuple[list[int], list[int]]:
         """(model input, history for processors) for ``prompt``."""

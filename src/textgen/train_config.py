@@ -39,8 +39,12 @@ from textgen.validation import (
     check_str,
 )
 
-#: Optimizer steps of a run that sets none of ``max_steps``, ``epochs`` and ``max_time``.
-DEFAULT_MAX_STEPS = 1300
+#: Seconds of training of a run that sets none of ``max_steps``, ``epochs`` and ``max_time``:
+#: with start-up and the final validation, about five minutes of wall time. A time budget,
+#: not a step count, so that a user who passes no flags gets the best model their machine can
+#: make in that time (the schedule decays over the steps that fit, see `TimePlan`); give
+#: ``max_steps`` for a run whose length does not depend on the machine's speed.
+DEFAULT_MAX_TIME = 280.0
 
 BATCHING = ("stream", "random")
 
@@ -61,7 +65,7 @@ class TrainConfig:
     """How to train (the model's shape lives in `ModelConfig`, the data's in `DataConfig`).
 
     Stopping: the run ends at whichever of ``max_steps``, ``epochs`` and ``max_time`` comes
-    first; when none is set it runs `DEFAULT_MAX_STEPS` steps (see `step_limit`). Every field is
+    first; when none is set it trains for `DEFAULT_MAX_TIME` seconds (see `time_limit`). Every field is
     validated when the config is built, so a wrong value fails before any data is read.
     """
 
@@ -96,15 +100,17 @@ class TrainConfig:
     # -- stopping
     max_steps: int | None = option(
         None,
-        f"stop after this many optimizer steps (0: no step limit; no limit of any kind "
-        f"given: {DEFAULT_MAX_STEPS})",
+        "stop after this many optimizer steps (0: no step limit)",
         group="stopping",
     )
     epochs: int | None = option(
         None, "stop after this many passes over the training text", group="stopping"
     )
     max_time: float | None = option(
-        None, "stop after this many seconds of training, counted across resumes", group="stopping"
+        None,
+        f"stop after this many seconds of training, counted across resumes (no limit of any "
+        f"kind given: {DEFAULT_MAX_TIME:g})",
+        group="stopping",
     )
     early_stopping_patience: int | None = option(
         None, "stop after this many validations without improvement", group="stopping"
@@ -233,7 +239,7 @@ class TrainConfig:
             raise InvalidValueError(
                 "nesterov", "nesterov=True needs optimizer 'sgd' with momentum > 0"
             )
-        unbounded = self.step_limit is None and self.epochs is None and self.max_time is None
+        unbounded = self.step_limit is None and self.epochs is None and self.time_limit is None
         if self.schedule in DECAYING and unbounded:
             raise InvalidValueError(
                 "schedule",
@@ -243,13 +249,18 @@ class TrainConfig:
 
     @property
     def step_limit(self) -> int | None:
-        """The step cap of the run: ``max_steps``; None when it is 0 (no step limit: epochs,
-        the time budget or Ctrl-C end the run) or when ``epochs`` / ``max_time`` alone bound
-        the run; `DEFAULT_MAX_STEPS` when no limit is set at all."""
-        if self.max_steps is not None:
-            return self.max_steps or None
-        if self.epochs is None and self.max_time is None:
-            return DEFAULT_MAX_STEPS
+        """The step cap of the run: ``max_steps``; None when it is 0 or unset (epochs, the
+        time budget or Ctrl-C end the run)."""
+        return self.max_steps or None
+
+    @property
+    def time_limit(self) -> float | None:
+        """The run's time budget in seconds: ``max_time``; `DEFAULT_MAX_TIME` when no limit of
+        any kind is set (``max_steps=0`` is a choice of no step limit, so it has none)."""
+        if self.max_time is not None:
+            return self.max_time
+        if self.max_steps is None and self.epochs is None:
+            return DEFAULT_MAX_TIME
         return None
 
     def limit_reached(self, step: int, epoch: int, seconds: float) -> str | None:
@@ -259,7 +270,7 @@ class TrainConfig:
             return "max_steps"
         if self.epochs is not None and epoch >= self.epochs:
             return "epochs"
-        if self.max_time is not None and seconds >= self.max_time:
+        if self.time_limit is not None and seconds >= self.time_limit:
             return "max_time"
         return None
 
@@ -270,13 +281,13 @@ class TrainConfig:
         if self.schedule != "auto":
             return self.schedule
         bounded = self.step_limit is not None or self.epochs is not None
-        return "cosine" if bounded or self.max_time is not None else "constant"
+        return "cosine" if bounded or self.time_limit is not None else "constant"
 
     @property
     def plans_from_time(self) -> bool:
-        """True when the schedule decays over a length planned from ``max_time`` and the
-        measured speed (`textgen.schedules.TimePlan`): a time budget with a decaying schedule."""
-        return self.max_time is not None and self.resolved_schedule() in DECAYING
+        """True when the schedule decays over a length planned from the time budget
+        (`time_limit`) and the measured speed (`textgen.schedules.TimePlan`)."""
+        return self.time_limit is not None and self.resolved_schedule() in DECAYING
 
     def planned_steps(self, batches_per_epoch: int) -> int | None:
         """The run's length in optimizer steps when it is known: the step limit or ``epochs``
@@ -338,8 +349,8 @@ class TrainConfig:
         """The `TimePlan` of a run whose schedule decays over a time budget, else None."""
         if not self.plans_from_time:
             return None
-        assert self.max_time is not None
-        return TimePlan(self.max_time, planned_steps)
+        assert self.time_limit is not None
+        return TimePlan(self.time_limit, planned_steps)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "") -> TrainConfig:
@@ -403,7 +414,7 @@ def _known(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "BATCHING",
-    "DEFAULT_MAX_STEPS",
+    "DEFAULT_MAX_TIME",
     "FIXED_ON_RESUME",
     "TrainConfig",
     "check_resumable",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,11 +143,11 @@ class Trainer:
         # fp16 needs loss scaling; with any other precision the scaler is a no-op.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.callbacks: list[Callback] = list(callbacks)
-        if config.sample_every and self.rank == 0:
+        if config.sample_every and self.rank == 0:  # under torchrun, rank 0 prints and writes
             self.callbacks.append(SampleCallback(config.sample_every, config.sample_length))
         if config.early_stopping_patience:
             self.callbacks.append(EarlyStopping(config.early_stopping_patience))
-        if config.tensorboard is not None:
+        if config.tensorboard is not None and self.rank == 0:
             log_dir = config.tensorboard or str(Path(config.out_dir) / "tensorboard")
             self.callbacks.append(TensorBoardCallback(log_dir, every=config.log_every))
         self.run_folder = RunFolder(
@@ -185,70 +185,71 @@ class Trainer:
             TrainingDivergedError: the loss stayed non-finite after ``max_nan_retries`` rollbacks.
         """
         try:
-            return self._fit(resume)
+            with ExitStack() as held:
+                # One writer per run folder, for the whole run (the kernel frees it if we die);
+                # under torchrun rank 0 holds it, and a busy folder stops every rank.
+                distributed.everywhere(lambda: held.enter_context(self.run_folder.lock))
+                result = self._fit(resume)
+            distributed.barrier()  # no rank leaves the group while another still talks to it
+            return result
         finally:
             distributed.shutdown()  # under torchrun, leave the group textgen joined (also on errors)
 
     def _fit(self, resume: bool) -> TrainResult:
         config, folder = self.config, self.run_folder
-        # One writer per run folder, for the whole run (the kernel frees it if we die); under
-        # torchrun only rank 0 writes, so only rank 0 holds it.
-        with folder.lock if self.rank == 0 else nullcontext():
-            if resume:  # every rank reads last.pt (a shared folder); a failure stops them all
-                distributed.everywhere(
-                    lambda: restore_training_state(self, load_checkpoint(folder.last_path))
+        if resume:  # every rank reads last.pt (a shared folder); a failure stops them all
+            distributed.everywhere(
+                lambda: restore_training_state(self, load_checkpoint(folder.last_path))
+            )
+            self._saved_at = self.step  # last.pt is exactly this state: no need to write it again
+        elif not config.overwrite:
+            distributed.on_main(folder.refuse_existing_run)
+        last_metrics: dict[str, Any] = {}
+        # From here on, Ctrl-C / SIGTERM finish the current step, save last.pt and return.
+        with on_stop_signals(lambda: self.request_stop("signal")):
+            distributed.on_main(
+                lambda: folder.start(
+                    config, total=self.total_steps, initial=self.step, fresh=not resume
                 )
-                self._saved_at = self.step  # last.pt is exactly this state: no need to rewrite
-            elif not config.overwrite:
-                distributed.on_main(folder.refuse_existing_run)
-            last_metrics: dict[str, Any] = {}
-            # From here on, Ctrl-C / SIGTERM finish the current step, save last.pt and return.
-            with on_stop_signals(lambda: self.request_stop("signal")):
-                distributed.on_main(
-                    lambda: folder.start(
-                        config, total=self.total_steps, initial=self.step, fresh=not resume
-                    )
+            )
+            try:
+                folder.log(self._start_record(resume))
+                self.guard.mark_good()
+                for callback in self.callbacks:
+                    callback.on_train_begin(self)
+                start = time.perf_counter() - self.elapsed
+                batches = self._batches()
+                while (stopped_by := self._stop_reason(start)) is None:
+                    metrics = self.train_step(*next(batches))
+                    self.elapsed = self._seconds_since(start)
+                    if self.time_plan is not None:
+                        self._follow_time_plan(self.time_plan.observe(self.step, self.elapsed))
+                    metrics.update(epoch=self.batcher.epoch, elapsed=round(self.elapsed, 3))
+                    if metrics.get("skipped"):  # a non-finite step was rolled back: record it
+                        folder.log(metrics)
+                        continue
+                    last_metrics = metrics
+                    if self.step % config.log_every == 0:
+                        folder.log(metrics)
+                    folder.progress(metrics, refresh_postfix=self.step % 5 == 0)
+                    for callback in self.callbacks:
+                        callback.on_step_end(self, metrics)
+                    if self.step % config.eval_every == 0:
+                        self._validate_and_checkpoint()
+                if last_metrics and self.step % config.log_every:  # the last step is logged
+                    folder.log(last_metrics)
+                if self._saved_at != self.step:
+                    if stopped_by in ("signal", "callback"):
+                        self._save("last")  # an interruption: keep the exact state, no validation
+                    else:
+                        self._validate_and_checkpoint()
+                result = TrainResult(
+                    self.step, self.batcher.epoch, stopped_by, self.best_val_loss, last_metrics
                 )
-                try:
-                    folder.log(self._start_record(resume))
-                    self.guard.mark_good()
-                    for callback in self.callbacks:
-                        callback.on_train_begin(self)
-                    start = time.perf_counter() - self.elapsed
-                    batches = self._batches()
-                    while (stopped_by := self._stop_reason(start)) is None:
-                        metrics = self.train_step(*next(batches))
-                        self.elapsed = self._seconds_since(start)
-                        if self.time_plan is not None:
-                            self._follow_time_plan(self.time_plan.observe(self.step, self.elapsed))
-                        metrics.update(epoch=self.batcher.epoch, elapsed=round(self.elapsed, 3))
-                        if metrics.get("skipped"):  # a non-finite step was rolled back: record it
-                            folder.log(metrics)
-                            continue
-                        last_metrics = metrics
-                        if self.step % config.log_every == 0:
-                            folder.log(metrics)
-                        folder.progress(metrics, refresh_postfix=self.step % 5 == 0)
-                        for callback in self.callbacks:
-                            callback.on_step_end(self, metrics)
-                        if self.step % config.eval_every == 0:
-                            self._validate_and_checkpoint()
-                    if last_metrics and self.step % config.log_every:  # the last step is logged
-                        folder.log(last_metrics)
-                    if self._saved_at != self.step:
-                        if stopped_by in ("signal", "callback"):
-                            self._save(
-                                "last"
-                            )  # an interruption: keep the exact state, no validation
-                        else:
-                            self._validate_and_checkpoint()
-                    result = TrainResult(
-                        self.step, self.batcher.epoch, stopped_by, self.best_val_loss, last_metrics
-                    )
-                    for callback in self.callbacks:
-                        callback.on_train_end(self, result)
-                finally:
-                    folder.close()
+                for callback in self.callbacks:
+                    callback.on_train_end(self, result)
+            finally:
+                folder.close()
         return result
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The ``textgen`` command line: a thin front end over the library.
 
 Each command is a module (`train`, `generate`, `inspect` for ``evaluate``/``info``/``plot``,
-`inside` for ``explain``/``novelty``, `export`) with an ``add_parser`` that declares its flags — most
-generated from the config dataclasses by `textgen.cli.flags` — and a ``run`` that calls the
+`inside` for ``explain``/``novelty``, `export`) with an ``add_parser`` that declares its flags —
+most generated from the config dataclasses by `textgen.cli.flags` — and a ``run`` that calls the
 library. Errors in what the user gave (a
 missing file, a bad value, an unreadable checkpoint) become one line on stderr, naming the flag,
 and a non-zero exit; real bugs keep their tracebacks.

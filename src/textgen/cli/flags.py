@@ -57,8 +57,8 @@ def given_values(args: argparse.Namespace, section: str) -> dict[str, Any]:
 def flag_message(error: BaseException) -> str:
     """The error's message, with the parameters it names written as command-line flags.
 
-    ``unknown='unk'`` becomes ``--unknown unk`` (each such assignment); a bare name becomes its
-    flag at its first mention.
+    ``unknown='unk'`` becomes ``--unknown unk`` (each such assignment); a bare name with an
+    underscore becomes its flag everywhere, a plain-word name at its first mention only.
     """
     text = str(error)
     for parameter in getattr(error, "parameters", ()):
@@ -68,8 +68,10 @@ def flag_message(error: BaseException) -> str:
         name = rf"(?<![\w-]){re.escape(parameter)}"
         assigned = re.compile(rf"{name}=(?:'([^']*)'|\"([^\"]*)\"|([^\s,;)]+))")
         text, count = assigned.subn(functools.partial(_flag_with_value, flag), text)
-        if not count:
-            text = re.sub(rf"{name}(?![\w])", flag, text, count=1)
+        # A name like batch_size is never English: every mention is the setting. A plain word
+        # (unknown, sources) is the setting at its first mention only, and only if unassigned.
+        if "_" in parameter or not count:
+            text = re.sub(rf"{name}(?![\w=])", flag, text, count=0 if "_" in parameter else 1)
     return text
 
 

@@ -1,32 +1,44 @@
 """``textgen generate``: every `SampleConfig` field is a flag; text streams to stdout.
 
-With ``--novelty`` each sample is followed by a one-line copy report on stderr
-(`textgen.novelty`).
+Three ways out: plain text (streamed when there is one sample), ``--jsonl`` (one JSON object per
+sample and line, for scripts: nothing else goes to stdout) and ``--interactive`` (prompts read
+from stdin, `textgen.cli.interactive`). The model is a run folder, a checkpoint file or the name
+of a bundled pretrained model (``textgen generate shakespeare``). With ``--novelty`` each sample
+is followed by a one-line copy report on stderr (`textgen.novelty`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from textgen.atomic import atomic_write_text
 from textgen.cli.flags import add_config_flags, given_values
+from textgen.cli.interactive import interact
 from textgen.data.sources import BOM
 from textgen.novelty import NoveltyIndex
 from textgen.runtime import describe_device, resolve_device
-from textgen.sampler import SampleConfig, Sampler
+from textgen.sampler import SampleConfig, Sampler, with_overrides
 
 
 def add_parsers(commands: Any) -> None:
     p = commands.add_parser(
         "generate",
         help="generate text from a trained model",
-        description="Generate text from a run folder (its best.pt) or a checkpoint file.",
+        description="Generate text from a run folder (its best.pt), a checkpoint file or a "
+        "bundled pretrained model name (such as 'shakespeare').",
     )
     p.set_defaults(handler=run)
-    p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE", help="a run folder or a .pt file")
+    p.add_argument(
+        "checkpoint",
+        metavar="RUN_OR_CHECKPOINT_OR_NAME",
+        help="a run folder, a .pt file or a pretrained model name",
+    )
     p.add_argument("--prompt", default="", help="text to continue (default: empty)")
     p.add_argument(
         "--prompt-file",
@@ -56,11 +68,42 @@ def add_parsers(commands: Any) -> None:
         metavar="N",
         help="with --novelty: the shortest span, in characters, counted as copied (default: 50)",
     )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="print one JSON object per sample and line: text, prompt, tokens, finish_reason "
+        "(eos, stop or length) and seed",
+    )
+    mode.add_argument(
+        "--interactive",
+        action="store_true",
+        help="read prompts from stdin, one per line, and answer each; ':temperature 0.7' "
+        "style lines change settings; end with Ctrl-D",
+    )
     add_config_flags(p, SampleConfig, section="sample", exclude=("return_logprobs",))
+    aliases = p.add_argument_group("Hugging Face names (aliases of the flags above)")
+    aliases.add_argument(
+        "--do-sample",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        dest="alias.do_sample",
+        help="--no-do-sample is --greedy; --do-sample is --no-greedy",
+    )
+    aliases.add_argument(
+        "--num-return-sequences",
+        type=int,
+        metavar="N",
+        default=argparse.SUPPRESS,
+        dest="alias.num_return_sequences",
+        help="the same as --num-samples",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    config = SampleConfig(**given_values(args, "sample"))  # checked before anything loads
+    # Checked before anything loads; Hugging Face's names map onto the fields they alias.
+    overrides = {**given_values(args, "sample"), **given_values(args, "alias")}
+    config = with_overrides(SampleConfig(), overrides)
     prompt = args.prompt
     if args.prompt_file:
         prompt_path = Path(args.prompt_file)
@@ -76,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
     novelty = NoveltyIndex.for_run(args.checkpoint) if args.novelty else None
     if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
         print(describe_device(args.device, device), file=sys.stderr)
+    if args.interactive:
+        return interact(sampler, config)
+    if args.jsonl:
+        return _jsonl(sampler, prompt, config, args.output)
     texts: list[str] = []
     if not args.no_stream and config.num_samples == 1 and config.num_beams == 1:
         pieces = [prompt]
@@ -100,6 +147,27 @@ def run(args: argparse.Namespace) -> int:
         _report_novelty(novelty, sample.text, args.novelty_min_span)
     if args.output:
         _write_output(args.output, texts)
+    return 0
+
+
+def _jsonl(sampler: Sampler, prompt: str, config: SampleConfig, output: str | None) -> int:
+    """One JSON object per sample and line, and nothing else, on stdout."""
+    if config.seed is None:  # a seed of our own, so every line says how to get it again
+        config = dataclasses.replace(config, seed=int.from_bytes(os.urandom(4), "little"))
+    assert config.seed is not None
+    texts = []
+    for i, sample in enumerate(sampler.generate(prompt, config)):
+        record = {
+            "text": sample.text,
+            "prompt": prompt,
+            "tokens": len(sample.token_ids),
+            "finish_reason": sample.finish_reason,
+            "seed": config.seed + i if config.num_beams == 1 else None,
+        }
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+        texts.append(prompt + sample.text)
+    if output:
+        _write_output(output, texts)
     return 0
 
 

@@ -24,7 +24,11 @@ def add_parsers(commands: Any) -> None:
         description="Score text files with a model: nats/token, perplexity, bits per char and byte.",
     )
     p.set_defaults(handler=evaluate)
-    p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE", help="a run folder or a .pt file")
+    p.add_argument(
+        "checkpoint",
+        metavar="RUN_OR_CHECKPOINT_OR_NAME",
+        help="a run folder, a .pt file or a pretrained model name",
+    )
     p.add_argument("files", nargs="+", metavar="TEXT_FILE", help="text files or folders to score")
     p.add_argument("--batch-size", type=int, default=16, help="parallel streams (default: 16)")
     p.add_argument("--seq-len", type=int, default=256, help="tokens per window (default: 256)")
@@ -47,7 +51,11 @@ def add_parsers(commands: Any) -> None:
         description="Show config, parameter count, vocabulary and progress.",
     )
     p.set_defaults(handler=info)
-    p.add_argument("checkpoint", metavar="RUN_DIR_OR_FILE", help="a run folder or a .pt file")
+    p.add_argument(
+        "checkpoint",
+        metavar="RUN_OR_CHECKPOINT_OR_NAME",
+        help="a run folder, a .pt file or a pretrained model name",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--config",
@@ -104,10 +112,10 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    path = Path(args.checkpoint)
+    path: str | Path = args.checkpoint  # a string: it may name a pretrained model
     # For a run folder, report the run as it stands now: last.pt has the latest progress.
-    if path.is_dir() and (path / "last.pt").is_file():
-        path = path / "last.pt"
+    if Path(path).is_dir() and (Path(path) / "last.pt").is_file():
+        path = Path(path) / "last.pt"
     checkpoint = load_checkpoint(path)
     meta, tokenizer = checkpoint.metadata, checkpoint.tokenizer
     if args.config:

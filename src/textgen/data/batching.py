@@ -36,7 +36,7 @@ def _too_short(
     if world_size > 1:
         size = f"batch_size={rows} ({world_size} processes x {batch_size})"
     return InvalidValueError(
-        "ids",
+        ("ids", "batch_size", "seq_len"),
         f"the ids hold {num_tokens} tokens, but one batch of {size} x "
         f"seq_len={seq_len} needs at least {rows * seq_len + 1} "
         f"(batch_size * seq_len + 1 for the shifted targets); lower batch_size or seq_len, "

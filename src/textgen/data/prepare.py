@@ -44,7 +44,7 @@ from textgen.data.sources import (
     text_chunks,
 )
 from textgen.options import option
-from textgen.tokenizers import CharTokenizer, Tokenizer, build_tokenizer
+from textgen.tokenizers import Tokenizer, build_tokenizer
 from textgen.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -356,11 +356,11 @@ def _build_entry(
         # Fit on what will be encoded: in lines mode a char tokenizer never sees a newline, so
         # no sample can hold one. Word and BPE join a token across chunks, so a newline keeps
         # the last word of one document apart from the first of the next.
-        text = chain.from_iterable(
+        apart = "" if tokenizer.fits_alphabet_only else "\n"
+        pieces = chain.from_iterable(
             _split_text(part, errors, "", documents).chunks for part in fit_on
         )
-        apart = "" if isinstance(tokenizer, CharTokenizer) else "\n"
-        tokenizer.fit(apart if chunk is None else chunk for chunk in text)
+        tokenizer.fit(apart if chunk is None else chunk for chunk in pieces)
         if not tokenizer.is_fitted:
             raise ValueError("the tokenizer learned no vocabulary from the training text")
     # With no validation part the "train split" is simply the text (e.g. `textgen evaluate`)
