@@ -188,3 +188,28 @@ def test_generate_novelty_reports_each_sample_on_stderr(trained, capsys):
     code, stdout, err = run([*base, "--novelty", "--novelty-min-span", "0"], capsys)
     assert (code, stdout) == (1, "")
     assert "--novelty-min-span must be >= 1, got 0" in err
+
+
+def test_generate_jsonl_carries_the_novelty_report_as_a_field(trained, capsys):
+    from textgen.novelty import NoveltyIndex
+
+    out, _ = trained
+    argv = ["generate", out, "--prompt", "Shall", "--max-new-tokens", "30", "--device", "cpu"]
+    code, stdout, err = run(
+        [*argv, "--num-samples", "2", "--seed", "3", "--jsonl", "--novelty"], capsys
+    )
+    assert code == 0, err
+    assert err == ""  # the report is in the lines, not on stderr
+    index = NoveltyIndex.for_run(out)
+    for line in stdout.splitlines():
+        record = json.loads(line)
+        report = index.report(record["text"])
+        assert record["novelty"] == {
+            "longest_chars": report.longest.num_chars if report.longest else 0,
+            "longest_tokens": report.longest.num_tokens if report.longest else 0,
+            "longest_text_char": report.longest.text_char if report.longest else None,
+            "longest_train_char": report.longest.train_char if report.longest else None,
+            "copied_fraction": report.copied_fraction,
+            "copied_spans": len(report.spans),
+            "min_span": 50,
+        }

@@ -4,7 +4,8 @@ Three ways out: plain text (streamed when there is one sample), ``--jsonl`` (one
 sample and line, for scripts: nothing else goes to stdout) and ``--interactive`` (prompts read
 from stdin, `textgen.cli.interactive`). The model is a run folder, a checkpoint file or the name
 of a bundled pretrained model (``textgen generate shakespeare``). With ``--novelty`` each sample
-is followed by a one-line copy report on stderr (`textgen.novelty`).
+is followed by a one-line copy report on stderr (`textgen.novelty`), or, with ``--jsonl``, a
+``novelty`` field in its line.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from textgen.atomic import atomic_write_text
 from textgen.cli.flags import add_config_flags, given_values
 from textgen.cli.interactive import interact
 from textgen.data.sources import BOM
-from textgen.novelty import NoveltyIndex
+from textgen.novelty import NoveltyIndex, NoveltyReport
 from textgen.runtime import describe_device, resolve_device
 from textgen.sampler import SampleConfig, Sampler, with_overrides
 
@@ -59,7 +60,7 @@ def add_parsers(commands: Any) -> None:
         "--novelty",
         action="store_true",
         help="after each sample, report on stderr how much of it is copied from the run's "
-        "training text (see textgen novelty)",
+        "training text (see textgen novelty); with --jsonl, a novelty field in its line",
     )
     p.add_argument(
         "--novelty-min-span",
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if args.interactive:
         return interact(sampler, config)
     if args.jsonl:
-        return _jsonl(sampler, prompt, config, args.output)
+        return _jsonl(sampler, prompt, config, args.output, novelty, args.novelty_min_span)
     texts: list[str] = []
     if not args.no_stream and config.num_samples == 1 and config.num_beams == 1:
         pieces = [prompt]
@@ -150,8 +151,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _jsonl(sampler: Sampler, prompt: str, config: SampleConfig, output: str | None) -> int:
-    """One JSON object per sample and line, and nothing else, on stdout."""
+def _jsonl(
+    sampler: Sampler,
+    prompt: str,
+    config: SampleConfig,
+    output: str | None,
+    novelty: NoveltyIndex | None = None,
+    min_span: int = 50,
+) -> int:
+    """One JSON object per sample and line, and nothing else, on stdout (with ``novelty``, the
+    copy report as a field instead of a line on stderr)."""
     if config.seed is None:  # a seed of our own, so every line says how to get it again
         config = dataclasses.replace(config, seed=int.from_bytes(os.urandom(4), "little"))
     assert config.seed is not None
@@ -164,6 +173,8 @@ def _jsonl(sampler: Sampler, prompt: str, config: SampleConfig, output: str | No
             "finish_reason": sample.finish_reason,
             "seed": config.seed + i if config.num_beams == 1 else None,
         }
+        if novelty is not None:
+            record["novelty"] = _novelty_fields(novelty.report(sample.text, min_span=min_span))
         print(json.dumps(record, ensure_ascii=False), flush=True)
         texts.append(prompt + sample.text)
     if output:
@@ -176,6 +187,20 @@ def _report_novelty(index: NoveltyIndex | None, sample: str, min_span: int) -> N
     if index is not None:
         report = index.report(sample, min_span=min_span)
         print(f"novelty: {report.summary()}", file=sys.stderr, flush=True)
+
+
+def _novelty_fields(report: NoveltyReport) -> dict[str, Any]:
+    """The one-line report as JSON fields: the longest copied span and the copied fraction."""
+    longest = report.longest
+    return {
+        "longest_chars": 0 if longest is None else longest.num_chars,
+        "longest_tokens": 0 if longest is None else longest.num_tokens,
+        "longest_text_char": None if longest is None else longest.text_char,
+        "longest_train_char": None if longest is None else longest.train_char,
+        "copied_fraction": report.copied_fraction,
+        "copied_spans": len(report.spans),
+        "min_span": report.min_span,
+    }
 
 
 def read_prompt_file(path: Path) -> str:
