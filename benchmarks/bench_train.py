@@ -13,6 +13,7 @@ and reports model FLOPs utilisation (MFU): the model's training FLOPs per second
 multiply peak measured in the same run. Prints machine, torch, threads, medians and ratios.
 
     python benchmarks/bench_train.py                          # the default model size, CPU
+    python benchmarks/bench_train.py --kernels onednn         # skip the slow native kernel
     python benchmarks/bench_train.py --hidden-size 512 --dropout 0
     python benchmarks/bench_train.py --device cuda --hidden-size 1024 --num-layers 3 --batch-size 128
 """
@@ -136,13 +137,17 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=train.seq_len)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case per round")
+    parser.add_argument(
+        "--kernels", nargs="+", choices=["native", "onednn"], default=["native", "onednn"],
+        help="CPU recurrent kernels to time (native is very slow in bf16 at large sizes)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     device = torch.device(args.device)
     corpus = prepare_corpus("shakespeare")
     vocab = corpus.tokenizer.vocab_size
     precisions = ["fp32"] + (["bf16"] if bf16_supported(device) else [])
-    kernels = [None] if device.type != "cpu" else [False, True]  # native, oneDNN
+    kernels = [None] if device.type != "cpu" else [k == "onednn" for k in args.kernels]
     cases: dict[str, tuple[Callable, bool | None]] = {}
     for precision in precisions:
         for kernel in kernels:
