@@ -104,3 +104,29 @@ def test_crlf_text_without_spaces_is_cut_safely_for_every_tokenizer():
         tokenizer.fit([text])
         whole = tokenizer.encode(text)
         assert [i for chunk in chunks for i in tokenizer.encode(chunk)] == whole
+
+
+def test_the_last_cut_is_found_from_the_end_as_a_full_scan_finds_it():
+    """`_last_cut` searches growing windows from the end; it must equal scanning everything."""
+    import random
+
+    from textgen.data.sources import _NEWLINE_CUT, _SPACE_CUT, _last_cut
+
+    def full_scan(text: str, start: int) -> int:
+        for pattern in (_NEWLINE_CUT, _SPACE_CUT):
+            ends = [m.end() for m in pattern.finditer(text, start)]
+            if ends:
+                return ends[-1]
+        return 0
+
+    rng = random.Random(0)
+    for _ in range(200):
+        # long runs without any cut, so the answer is often far from the end (window growth)
+        body = "x" * rng.choice([0, 10, 5000, 40000, 300000])
+        pieces = [
+            rng.choice(["ab", " ", "\n", "\r\n", "  ", "cd"]) for _ in range(rng.randint(0, 6))
+        ]
+        text = "".join(pieces) + body if rng.random() < 0.5 else body + "".join(pieces) + body
+        start = rng.randint(0, max(len(text) - 1, 0))
+        start = 0 if rng.random() < 0.5 else start
+        assert _last_cut(text, start) == full_scan(text, start)
