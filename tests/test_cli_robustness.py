@@ -91,3 +91,18 @@ def test_resuming_a_python_run_asks_for_its_text_with_flags(run, tmp_path, capsy
         (tmp_path / "data.json").rename(run / "data.json")
     err = capsys.readouterr().err
     assert "no data.json" in err and "--val-file or --val-fraction" in err
+
+
+def test_evaluate_reports_and_warns_about_unknown_words(tmp_path, capsys):
+    from textgen import LSTMLanguageModel, ModelConfig, WordTokenizer
+    from textgen.checkpoint import save_checkpoint
+
+    tokenizer = WordTokenizer().fit(["the cat sat on the mat\n"])
+    model = LSTMLanguageModel(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=8))
+    checkpoint = save_checkpoint(tmp_path / "word.pt", model=model, tokenizer=tokenizer)
+    text = tmp_path / "other.txt"
+    text.write_text("a dog ran to the park\n" * 20, encoding="utf-8")
+    args = ["evaluate", str(checkpoint), str(text), "--cache-dir", str(tmp_path / "c")]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "unk tokens" in out and "<unk>" in err and "too optimistic" in err
