@@ -99,15 +99,12 @@ def _encode_only(corpus: Path, tokenizer: object, limit: int = 64 * MIB) -> floa
     return done / MIB / seconds
 
 
-TRAIN_CHILD = """
-import json, sys
-from pathlib import Path
-from textgen.cli import main
-code = main(sys.argv[1:])
-status = Path("/proc/self/status").read_text().splitlines()
-peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
-print(json.dumps({"code": code, "peak_mib": peak}))
-"""
+def train_child(argv: list[str]) -> None:
+    """In a fresh process: run ``textgen ARGV`` and print its exit code and peak RSS as JSON."""
+    from textgen.cli import main as textgen_main
+
+    code = textgen_main(argv)
+    print(json.dumps({"code": code, "peak_mib": peak_rss_mib()}))
 
 
 def train_run(corpus: Path, folder: Path, steps: int) -> dict:
@@ -118,7 +115,10 @@ def train_run(corpus: Path, folder: Path, steps: int) -> dict:
     ]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", TRAIN_CHILD, *argv], check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--train-child", *argv],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     report = json.loads(done.stdout.strip().splitlines()[-1])
     return {**report, "seconds": time.perf_counter() - start}
@@ -159,9 +159,13 @@ def main() -> None:
     parser.add_argument("--train-sizes", type=int, nargs="+", help="MiB: time whole runs")
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--train-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.train_child:
+        train_child(args.train_child)
         return
     if args.train_sizes:
         train_sizes(args.train_sizes, args.train_steps)
