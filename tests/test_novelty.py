@@ -107,6 +107,19 @@ def test_the_index_is_built_once_and_reused(run, monkeypatch):
     assert second.search.suffix_array.tolist() == first.search.suffix_array.tolist()
 
 
+def test_a_given_tokenizer_spares_reading_the_checkpoint_again(run, monkeypatch):
+    from textgen import novelty
+
+    tokenizer = novelty.load_checkpoint(run).tokenizer
+    expected = NoveltyIndex.for_run(run).report(TRAIN[100:300], min_span=20)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the checkpoint was read again")
+
+    monkeypatch.setattr(novelty, "load_checkpoint", refuse)
+    index = NoveltyIndex.for_run(run, tokenizer=tokenizer)
+    assert index.report(TRAIN[100:300], min_span=20) == expected
+
 def test_errors_name_the_problem(run, tmp_path):
     index = NoveltyIndex.for_run(run)
     with pytest.raises(ValueError, match="min_span must be an integer >= 1"):

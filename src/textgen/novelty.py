@@ -141,15 +141,28 @@ class NoveltyIndex:
         return cls(ids, suffix_array, corpus.tokenizer, built=built)
 
     @classmethod
-    def for_run(cls, run: str | Path, *, cache_dir: str | Path | None = None) -> NoveltyIndex:
+    def for_run(
+        cls,
+        run: str | Path,
+        *,
+        cache_dir: str | Path | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> NoveltyIndex:
         """The index of the training text of the run folder ``run`` (or of the run a checkpoint
         file in it belongs to), from its ``data.json`` and the checkpoint's tokenizer.
+
+        Args:
+            run: a run folder, or a checkpoint file inside one.
+            cache_dir: where the prepared corpus and the index are cached (default: the run's).
+            tokenizer: the run's tokenizer, when the caller has already loaded the checkpoint
+                (``textgen generate --novelty`` has), so it is not read a second time.
 
         Raises:
             ValueError: the run folder has no ``data.json`` (a run made from Python).
             CheckpointError: the folder holds no readable checkpoint.
         """
-        checkpoint = load_checkpoint(run)
+        if tokenizer is None:
+            tokenizer = load_checkpoint(run).tokenizer
         folder = Path(run) if Path(run).is_dir() else Path(run).parent
         data = load_run_data(folder)
         if data is None:
@@ -160,7 +173,7 @@ class NoveltyIndex:
             )
         if cache_dir is not None:
             data = replace(data, cache_dir=str(cache_dir))
-        return cls.for_corpus(data.prepare(checkpoint.tokenizer))
+        return cls.for_corpus(data.prepare(tokenizer))
 
     def report(self, text: str, *, min_span: int = 50) -> NoveltyReport:
         """Copied spans of ``text`` and the share of its characters they cover.
