@@ -120,6 +120,7 @@ def test_a_given_tokenizer_spares_reading_the_checkpoint_again(run, monkeypatch)
     index = NoveltyIndex.for_run(run, tokenizer=tokenizer)
     assert index.report(TRAIN[100:300], min_span=20) == expected
 
+
 def test_errors_name_the_problem(run, tmp_path):
     index = NoveltyIndex.for_run(run)
     with pytest.raises(ValueError, match="min_span must be an integer >= 1"):

@@ -118,9 +118,7 @@ def run(args: argparse.Namespace) -> int:
     sampler = Sampler.from_checkpoint(args.checkpoint, device=device)
     # Built (or loaded) before sampling: a run without training data fails before any output.
     novelty = (
-        NoveltyIndex.for_run(args.checkpoint, tokenizer=sampler.tokenizer)
-        if args.novelty
-        else None
+        NoveltyIndex.for_run(args.checkpoint, tokenizer=sampler.tokenizer) if args.novelty else None
     )
     if args.device.strip().lower() == "auto":  # say what auto chose, once the inputs are good
         print(describe_device(args.device, device), file=sys.stderr)
