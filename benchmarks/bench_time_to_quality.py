@@ -13,8 +13,11 @@ Recipes (all textgen; model and optimizer flags as named):
 * ``wlm-sgd``: word_language_model's recipe: 2x256 LSTM, embed 256, dropout 0.2, batch 32 x
   100, SGD lr 20, clip 0.25, rate divided by 4 when validation stops improving;
 * ``wlm-adamw``: the same with AdamW at lr 2e-3 (word_language_model's --use-optimizer);
-* ``textgen-same-model``: textgen's recipe on word_language_model's model and batch (for the
-  side-by-side with the real example: shared/bench/README.md runs it on the same split).
+* ``textgen-same-model``: textgen's recipe (its optimizer, schedule and dropout) on
+  word_language_model's model and batch, as `textgen train --embed-dim 256 --hidden-size 256
+  --seq-len 100 --batch-size 32` runs it (for the side-by-side with the real example:
+  shared/bench/README.md runs it on the same split);
+* ``textgen-same-model-d0.2``: the same with word_language_model's dropout of 0.2.
 
     python benchmarks/bench_time_to_quality.py --budget 300
     python benchmarks/bench_time_to_quality.py --recipes default --runs 3
@@ -73,7 +76,11 @@ RECIPES: dict[str, dict[str, dict]] = {
             "min_lr_ratio": 0.0,
         },
     },
-    "textgen-same-model": {"model": WLM_MODEL, "train": dict(WLM_BATCH)},
+    "textgen-same-model": {
+        "model": {key: value for key, value in WLM_MODEL.items() if key != "dropout"},
+        "train": dict(WLM_BATCH),
+    },
+    "textgen-same-model-d0.2": {"model": WLM_MODEL, "train": dict(WLM_BATCH)},
 }
 
 CHILD = """
