@@ -98,7 +98,7 @@ def main() -> None:
     model = LSTMLanguageModel(config)
     # Random weights could draw the end-of-text token, which ends a sample early: make it
     # unreachable, so every path generates exactly the tokens it is timed for.
-    model.head.bias.data[tokenizer.eos_id] = -1e4
+    model.head.bias[tokenizer.eos_id] = -1e4  # grad is off (above)
     model = model.to(device).eval()
     sampler = Sampler(model, tokenizer)
     prompt_text = "ROMEO:\n"

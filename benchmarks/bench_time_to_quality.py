@@ -45,7 +45,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (1.60, 1.50, 1.46, 1.40)
 
-WLM_MODEL = {"embed_dim": 256, "hidden_size": 256, "num_layers": 2, "dropout": 0.2}
+WLM_SHAPE = {"embed_dim": 256, "hidden_size": 256, "num_layers": 2}
+WLM_MODEL = {**WLM_SHAPE, "dropout": 0.2}
 WLM_BATCH = {"batch_size": 32, "seq_len": 100}
 RECIPES: dict[str, dict[str, dict]] = {
     "default": {"model": {}, "train": {}},
@@ -76,10 +77,7 @@ RECIPES: dict[str, dict[str, dict]] = {
             "min_lr_ratio": 0.0,
         },
     },
-    "textgen-same-model": {
-        "model": {key: value for key, value in WLM_MODEL.items() if key != "dropout"},
-        "train": dict(WLM_BATCH),
-    },
+    "textgen-same-model": {"model": WLM_SHAPE, "train": dict(WLM_BATCH)},
     "textgen-same-model-d0.2": {"model": WLM_MODEL, "train": dict(WLM_BATCH)},
 }
 
