@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -132,7 +133,17 @@ def run_recipe(name: str, budget: float | None, train: Path, valid: Path, work: 
     wall = time.time() - launched
     records = [json.loads(line) for line in log.read_text().splitlines()]
     curve = [(r["wall"] - launched, r["step"], r["val_loss"]) for r in records]
-    return {"name": name, "wall": wall, "curve": curve, "scopes": {r["val_scope"] for r in records}}
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    speeds = [m["tokens_per_s"] for m in metrics if "tokens_per_s" in m]
+    precision = next((m["precision"] for m in metrics if "precision" in m), "?")
+    return {
+        "name": name,
+        "wall": wall,
+        "curve": curve,
+        "scopes": {r["val_scope"] for r in records},
+        "tokens_per_s": statistics.median(speeds) if speeds else float("nan"),
+        "precision": precision,
+    }
 
 
 def time_to(curve: list[tuple[float, int, float]], target: float) -> float | None:
@@ -163,7 +174,7 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     print(f"data: bundled corpus split 90/5 by lines; valid = {valid.stat().st_size:,} bytes")
-    header = "recipe               wall s   steps  final   " + "  ".join(
+    header = "recipe               wall s   steps  final  tokens/s  prec  " + "  ".join(
         f"t<{t:.2f}" for t in TARGETS
     )
     print(header)
@@ -185,7 +196,10 @@ def main() -> None:
                 f"{t:6.0f}" if (t := time_to(curve, target)) is not None else "     -"
                 for target in TARGETS
             )
-            print(f"{name:20s} {result['wall']:7.0f} {final[1]:7d} {final[2]:6.3f}  {times}")
+            print(
+                f"{name:20s} {result['wall']:7.0f} {final[1]:7d} {final[2]:6.3f} "
+                f"{result['tokens_per_s']:9,.0f}  {result['precision']:4s}  {times}"
+            )
             print("  curve (s, step, val loss): " + ", ".join(
                 f"({s:.0f}, {step}, {loss:.3f})" for s, step, loss in curve
             ))  # fmt: skip

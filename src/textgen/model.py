@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from textgen.dropout import dropout
 from textgen.options import option
 from textgen.validation import (
     InvalidValueError,
@@ -116,7 +117,6 @@ class LSTMLanguageModel(nn.Module):
         self.config = config
         c = config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
-        self.dropout = nn.Dropout(c.dropout)
         rnn_class = nn.LSTM if c.cell == "lstm" else nn.GRU
         self._fused = not (c.locked_dropout or c.residual)
         if self._fused:
@@ -235,25 +235,55 @@ class LSTMLanguageModel(nn.Module):
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         p = self.config.dropout
-        if not self.training or p == 0:
-            return x
         if not self.config.locked_dropout:
-            return self.dropout(x)
+            return dropout(x, p, training=self.training)
         # Locked dropout: one mask per sequence, shared by all time steps.
-        mask = torch.empty((x.shape[0], 1, x.shape[2]), device=x.device, dtype=x.dtype)
-        return x * mask.bernoulli_(1 - p) / (1 - p)
+        return dropout(x, p, training=self.training, mask_shape=(x.shape[0], 1, x.shape[2]))
 
     def _run_layers(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        if self._fused:
+        if self._fused and not self._split_fused_stack(x):
             out, new = self.layers[0](x, self._to_module_state(state))
             return out, self._from_module_state(new)
         layer_states = []
-        for i, rnn in enumerate(self.layers):
+        for i in range(self.config.num_layers):
             inputs = x if i == 0 else self._drop(x)
-            out, new = rnn(inputs, self._to_module_state(tuple(s[i : i + 1] for s in state)))
+            out, new = self._run_layer(i, inputs, tuple(s[i : i + 1] for s in state))
             x = out + x if self.config.residual and i > 0 else out
-            layer_states.append(self._from_module_state(new))
+            layer_states.append(new)
         return x, tuple(torch.cat(parts, dim=0) for parts in zip(*layer_states, strict=True))
+
+    def _split_fused_stack(self, x: torch.Tensor) -> bool:
+        """Whether to run the fused multi-layer module one layer at a time.
+
+        On the CPU, training with dropout between layers: the fused module draws that mask
+        with ``bernoulli_``, which is slow there (`textgen.dropout`), and oneDNN runs the layers
+        one after another anyway, so splitting costs nothing. On CUDA the fused module stays
+        whole (cuDNN pipelines the layers and draws masks fast).
+        """
+        return (
+            self.training
+            and self.config.dropout > 0
+            and self.config.num_layers > 1
+            and x.device.type == "cpu"
+        )
+
+    def _run_layer(self, i: int, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Layer ``i`` alone, from its own module or from its slice of the fused module."""
+        if not self._fused:
+            out, new = self.layers[i](x, self._to_module_state(state))
+            return out, self._from_module_state(new)
+        # The fused module's layer-i weights through the same op nn.LSTM / nn.GRU call
+        # (``torch.lstm`` / ``torch.gru``), as a one-layer stack without dropout.
+        rnn = self.layers[0]
+        weights = [
+            getattr(rnn, f"{name}_l{i}")
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
+        if self.config.cell == "lstm":
+            out, h, c = torch.lstm(x, state, weights, True, 1, 0.0, True, False, True)
+            return out, (h, c)
+        out, h = torch.gru(x, state[0], weights, True, 1, 0.0, True, False, True)
+        return out, (h,)
 
     def _to_module_state(self, state: State) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         return (state[0], state[1]) if self.config.cell == "lstm" else state[0]
