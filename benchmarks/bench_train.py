@@ -12,6 +12,11 @@ For one model size it times, interleaved round by round so machine noise hits ev
 and reports model FLOPs utilisation (MFU): the model's training FLOPs per second over a matrix
 multiply peak measured in the same run. Prints machine, torch, threads, medians and ratios.
 
+The plain loop drops out with `nn.Dropout` and the fused module's own between-layer dropout;
+textgen's model draws its masks with `textgen.dropout` (faster on the CPU), so on the CPU with
+dropout the Trainer / plain ratio includes that gain: the last lines time the two mask draws
+alone on the activations of one step, and ``--dropout 0`` isolates the Trainer's overhead.
+
     python benchmarks/bench_train.py                          # the default model size, CPU
     python benchmarks/bench_train.py --kernels onednn         # skip the slow native kernel
     python benchmarks/bench_train.py --hidden-size 512 --dropout 0
@@ -33,6 +38,7 @@ from torch import nn
 
 from textgen import LSTMLanguageModel, ModelConfig, TrainConfig, Trainer, prepare_corpus
 from textgen.data import StreamBatcher
+from textgen.dropout import dropout
 from textgen.kernels import cpu_kernel
 from textgen.runtime import autocast, bf16_supported
 
@@ -204,6 +210,34 @@ def main() -> None:
                 rates[f"Trainer,    {precision}{where}"] / rates[f"plain loop, {precision}{where}"]
             )
             print(f"Trainer / plain loop, {precision}{where}: {ratio:.3f}")
+    if args.dropout > 0:
+        for precision in precisions:
+            torch_ms, textgen_ms = dropout_times(args, device, precision)
+            print(
+                f"dropout on {args.batch_size}x{args.seq_len}x{args.hidden_size} {precision}: "
+                f"F.dropout {torch_ms:.2f} ms, textgen.dropout {textgen_ms:.2f} ms "
+                f"({torch_ms / textgen_ms:.2f}x)"
+            )
+
+
+def dropout_times(args, device: torch.device, precision: str) -> tuple[float, float]:
+    """Median milliseconds of one dropout call, F.dropout's and textgen's, interleaved."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    x = torch.randn(args.batch_size, args.seq_len, args.hidden_size, device=device, dtype=dtype)
+    calls = {
+        "torch": lambda: F.dropout(x, args.dropout),
+        "textgen": lambda: dropout(x, args.dropout),
+    }
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_index in range(12):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if round_index >= 2:
+                times[name].append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times["torch"]), 1e3 * statistics.median(times["textgen"])
 
 
 def _batches(corpus, args):

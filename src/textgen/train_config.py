@@ -117,7 +117,7 @@ class TrainConfig:
     )
     # -- optimizer
     optimizer: str = option("adamw", "update rule", choices=OPTIMIZERS, group="optimizer")
-    lr: float = option(8e-3, "peak learning rate", group="optimizer")
+    lr: float = option(1.2e-2, "peak learning rate", group="optimizer")
     weight_decay: float = option(
         0.01, "L2 (sgd, adam, rmsprop) or decoupled (adamw) decay of weight matrices",
         group="optimizer",
