@@ -2,15 +2,14 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from textgen.dropout import dropout
+from textgen.dropout import _threshold_and_scale, dropout
 
 N = 400_000  # elements per statistical check: 4 sigma of a share is about 0.003
 
 
-def rounded_keep(p: float) -> float:
-    return round((1 - p) * 32768) / 32768
+def rounded_keep(p: float, dtype: torch.dtype = torch.float32) -> float:
+    return _threshold_and_scale(p, dtype)[0] / 32768
 
 
 def test_off_in_evaluation_and_at_zero():
@@ -28,7 +27,7 @@ def test_drop_share_and_scale(p):
     # Kept elements carry 1 / (rounded keep share) exactly, so the mean is unbiased.
     kept = y[y != 0]
     torch.testing.assert_close(kept, torch.full_like(kept, 1 / rounded_keep(p)))
-    assert abs(rounded_keep(p) - (1 - p)) <= 2**-16
+    assert abs(rounded_keep(p) - (1 - p)) <= 2**-15
 
 
 def test_every_piece_of_a_random_word_is_uniform():
@@ -72,15 +71,23 @@ def test_gradient_flows_through_kept_elements_only():
     torch.testing.assert_close(y.detach(), torch.where(kept, x.detach() * scale, 0.0))
 
 
-def test_keeps_dtype_and_rounds_the_scale_once_like_f_dropout():
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.3, 0.5])
+def test_bf16_keeps_dtype_and_the_expectation(p):
+    # The mask holds the scale in bf16, so the kept share is chosen to match the rounded scale:
+    # share x scale stays 1 (to 2**-15) and the drop probability moves only slightly.
+    keep, scale = _threshold_and_scale(p, torch.bfloat16)
+    assert scale == float(torch.tensor(scale, dtype=torch.bfloat16))
+    assert abs(keep / 32768 * scale - 1) <= 2**-15 * scale
+    assert abs(keep / 32768 - (1 - p)) < 0.003
     torch.manual_seed(5)
-    x = torch.full((1000,), 1.5, dtype=torch.bfloat16)
-    y = dropout(x, 0.1)
+    x = torch.full((N,), 1.5, dtype=torch.bfloat16)
+    y = dropout(x, p)
     assert y.dtype == torch.bfloat16
-    expected = (x * (1 / rounded_keep(0.1)))[0]  # one rounding of x * scale, in bf16
+    expected = (x[:1].float() * scale).bfloat16()  # x * scale, rounded once
     assert torch.equal(y[y != 0], expected.expand(int((y != 0).sum())))
-    reference = F.dropout(x, 0.1)  # F.dropout rounds the same product the same way
-    assert torch.equal(reference[reference != 0][0], expected)
+    dropped = (y == 0).double().mean().item()
+    q = keep / 32768
+    assert abs(dropped - (1 - q)) < 4 * math.sqrt(q * (1 - q) / N)
 
 
 def test_mask_shape_broadcasts_one_mask_over_time():

@@ -100,7 +100,9 @@ class LSTMLanguageModel(nn.Module):
 
     Layout: with neither ``locked_dropout`` nor ``residual`` the stack is one multi-layer
     `nn.LSTM` (fastest: cuDNN pipelines the layers); otherwise one single-layer module per layer,
-    each still fused over time. Parameter names are ``layers.<i>.*`` in both cases.
+    each still fused over time. Parameter names are ``layers.<i>.*`` in both cases. Training on
+    the CPU with dropout between layers runs the fused module's layers one at a time, so that
+    the masks between them are drawn by `textgen.dropout` (faster there than the module's own).
 
     Args:
         config: the model's `ModelConfig`.
