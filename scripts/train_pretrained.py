@@ -11,10 +11,11 @@ improved model. The script:
 4. writes ``src/textgen/pretrained/NAME.pt`` (weights, tokenizer, metadata; no optimizer state)
    and ``NAME.json``: the command, the machine, the training time and both held-out losses.
 
-Usage (what shipped: see src/textgen/pretrained/shakespeare.json; it was made when the default
-model was 2 x 256 with 64-wide embeddings, so remaking it today needs those sizes given)::
+Usage (what shipped: see src/textgen/pretrained/shakespeare.json; it is smaller than today's
+default model, 2 x 256 with 64-wide embeddings, and trained at the earlier default rate 8e-3,
+so remaking it needs those given)::
 
-    python scripts/train_pretrained.py -- --max-time 600 --hidden-size 256 --embed-dim 64
+    python scripts/train_pretrained.py -- --max-time 600 --hidden-size 256 --embed-dim 64 --lr 8e-3
     python scripts/train_pretrained.py --name shakespeare -- --max-time 1800 --hidden-size 384
 """
 
