@@ -2,16 +2,18 @@
 
 Why this exists: on the CPU `torch.nn.functional.dropout` draws its mask with ``bernoulli_``,
 one call of the random generator per element. For the activations of a 2 x 256 character model
-(32 x 100 x 256 values) that took 7.4 ms, against 2.2 ms here; with three dropout sites per step
-the mask drawing was about 17% of a bf16 training step on a 2-core CPU (docs/performance.md).
+(32 x 100 x 256 values) that took about 7 ms; with three dropout sites per step the mask
+drawing was about 17% of a bf16 training step on a 2-core CPU. Drawn here, a mask costs about a
+third of that (docs/performance.md, "Dropout on the CPU").
 
 How: draw 64-bit words from the same default generator (``random_``), cut each word into four
 16-bit pieces and keep an element when its low 15 bits fall below ``round(q * 32768)``, where
 ``q = 1 - p`` is the keep probability: one generator call per four elements. (``random_`` on
 int64 gives values in ``[0, 2**63)``, so one piece of each word has only 15 random bits; using
-the low 15 bits of every piece keeps all four uniform.) The kept share is ``q`` rounded to a
-multiple of 1/32768 (off by at most 2**-16), and kept values are scaled by the inverse of that
-rounded share, so the expected output equals the input exactly, as with ``F.dropout``.
+the low 15 bits of every piece keeps all four uniform.) The kept share is a multiple of 1/32768
+and kept values are scaled by its inverse, so the expected output equals the input, as with
+``F.dropout``; `_threshold_and_scale` says how the share is rounded (in bfloat16 the drop
+probability moves by up to about 0.002).
 
 The mask comes from torch's default CPU generator, so `textgen.runtime.seed_everything` and the
 RNG state saved in checkpoints make it reproducible and resumable like any other draw. Elsewhere
@@ -41,7 +43,7 @@ def dropout(
     """Zero each element of ``x`` with probability ``p`` and scale the rest by ``1 / (1 - p)``.
 
     The same contract as ``F.dropout(x, p, training)``; faster on the CPU (see the module
-    docstring), where the drop probability is rounded to a multiple of 1/32768.
+    docstring), where the kept share is rounded to a multiple of 1/32768.
 
     Args:
         x: activations of any shape, on any device.
