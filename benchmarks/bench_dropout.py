@@ -7,8 +7,8 @@ AdamW, clip) timed, interleaved round by round, in these layouts:
   the embedding and before the head: word_language_model's layout;
 * ``per-layer``: the same weights run one layer at a time (``torch.lstm``), `F.dropout`
   everywhere;
-* ``textgen``: per layer, with `textgen.dropout` everywhere (what textgen's model does when
-  training on the CPU);
+* ``textgen``: textgen's own `LSTMLanguageModel` in training mode (on the CPU: one layer at a
+  time, `textgen.dropout` everywhere);
 * ``no dropout``: the fused module with dropout off (the ceiling);
 
 each in fp32 and bf16 autocast (bf16 where the CPU has it). Ratios are against the fused fp32
@@ -24,13 +24,13 @@ import argparse
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textgen.dropout import dropout as textgen_dropout
+from textgen.model import LSTMLanguageModel, ModelConfig
 from textgen.runtime import bf16_supported
 
 LAYOUTS = ("fused", "per-layer", "textgen", "no dropout")
@@ -39,38 +39,54 @@ LAYOUTS = ("fused", "per-layer", "textgen", "no dropout")
 def step_fn(args, layout: str, bf16: bool) -> Callable[[torch.Tensor, torch.Tensor], float]:
     torch.manual_seed(0)
     vocab, p = args.vocab, args.dropout
+    if layout == "textgen":
+        model = LSTMLanguageModel(
+            ModelConfig(
+                vocab_size=vocab, embed_dim=args.embed_dim, hidden_size=args.hidden_size,
+                num_layers=2, dropout=p,
+            )
+        ).train()  # fmt: skip
+        return _train_step(args, lambda x: model(x, check=False)[0], model.parameters(), bf16)
     embedding = nn.Embedding(vocab, args.embed_dim)
     between = p if layout == "fused" else 0.0
     rnn = nn.LSTM(args.embed_dim, args.hidden_size, 2, batch_first=True, dropout=between)
     head = nn.Linear(args.hidden_size, vocab)
-    params = [q for m in (embedding, rnn, head) for q in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=2e-3)
     weights = [
         [getattr(rnn, f"{name}_l{i}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         for i in range(2)
     ]
-    if layout == "textgen":
-        drop: Callable[[torch.Tensor], torch.Tensor] = lambda x: textgen_dropout(x, p)  # noqa: E731
-    elif layout == "no dropout":
-        drop = lambda x: x  # noqa: E731
-    else:
-        drop = lambda x: F.dropout(x, p)  # noqa: E731
+    drop = (lambda x: x) if layout == "no dropout" else (lambda x: F.dropout(x, p))
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        h = drop(embedding(x))
+        if layout in ("fused", "no dropout"):
+            h, _ = rnn(h)
+        else:
+            zeros = torch.zeros(1, x.shape[0], args.hidden_size)
+            for i in range(2):
+                if i:
+                    h = drop(h)
+                h, _, _ = torch.lstm(h, (zeros, zeros), weights[i], True, 1, 0.0, True, False, True)
+        return head(drop(h))
+
+    params = [q for m in (embedding, rnn, head) for q in m.parameters()]
+    return _train_step(args, forward, params, bf16)
+
+
+def _train_step(
+    args,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    params: Iterable[nn.Parameter],
+    bf16: bool,
+) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    """One AdamW step of ``forward``'s logits under cross-entropy, clipped at 0.25."""
+    params = list(params)
+    optimizer = torch.optim.AdamW(params, lr=2e-3)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            h = drop(embedding(x))
-            if layout in ("fused", "no dropout"):
-                h, _ = rnn(h)
-            else:
-                zeros = torch.zeros(1, x.shape[0], args.hidden_size)
-                for i in range(2):
-                    if i:
-                        h = drop(h)
-                    h, _, _ = torch.lstm(
-                        h, (zeros, zeros), weights[i], True, 1, 0.0, True, False, True
-                    )
-            logits = head(drop(h))
-        loss = F.cross_entropy(logits.float().reshape(-1, vocab), y.reshape(-1))
+            logits = forward(x)
+        loss = F.cross_entropy(logits.float().reshape(-1, args.vocab), y.reshape(-1))
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(params, 0.25)
