@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from textgen.dropout import _threshold_and_scale, dropout
+from textgen.validation import InvalidTypeError, InvalidValueError
 
 N = 400_000  # elements per statistical check: 4 sigma of a share is about 0.003
 
@@ -112,3 +113,16 @@ def test_keep_share_below_resolution_falls_back_to_f_dropout():
     y = dropout(torch.ones(1000), p)
     assert torch.isfinite(y).all()
     assert (y == 0).sum() >= 999
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, float("nan")])
+def test_rejects_a_probability_outside_zero_to_one(p):
+    x = torch.ones(4)
+    with pytest.raises(InvalidValueError, match="p"):
+        dropout(x, p)
+    assert torch.equal(x, torch.ones(4))  # the input is untouched
+
+
+def test_rejects_a_probability_that_is_not_a_number():
+    with pytest.raises(InvalidTypeError, match="p"):
+        dropout(torch.ones(4), "0.1")  # type: ignore[arg-type]

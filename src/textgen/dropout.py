@@ -28,6 +28,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from textgen.validation import check_float
+
 _PIECE_BITS = 15
 _PIECES = 1 << _PIECE_BITS  # uniform values per 15-bit piece
 _PIECES_PER_WORD = 4  # 16-bit pieces in one int64 word
@@ -47,7 +49,8 @@ def dropout(
 
     Args:
         x: activations of any shape, on any device.
-        p: drop probability in ``[0, 1)``; callers validate it (`ModelConfig` does).
+        p: drop probability in ``[0, 1)`` (checked once per value: the check is cached with
+            the threshold it gives).
         training: False returns ``x`` unchanged, as in evaluation.
         mask_shape: draw a smaller mask that broadcasts over ``x``: ``(B, 1, E)`` for
             ``(B, T, E)`` activations is locked dropout (one mask per sequence, shared by every
@@ -55,6 +58,10 @@ def dropout(
 
     Returns:
         A tensor shaped like ``x`` in its dtype; gradients flow through the kept elements, scaled.
+
+    Raises:
+        InvalidValueError: ``p`` is outside ``[0, 1)`` (a negative ``p`` would otherwise scale
+            every element down silently).
     """
     if not training or p == 0:
         return x
@@ -84,6 +91,7 @@ def _threshold_and_scale(p: float, dtype: torch.dtype) -> tuple[int, float]:
     output is rounded once, as with ``F.dropout``. In float32 this moves nothing; in bfloat16
     (8 significant bits) the drop probability moves by up to about 0.002 (0.1 becomes 0.0986).
     """
+    check_float("p", p, minimum=0, maximum=1, max_inclusive=False)
     keep = round((1 - p) * _PIECES)
     if keep == 0:
         return 0, 0.0
